@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run the whole check: ruff, mypy --strict, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh dev,triton
+.venv/bin/ruff check streams processors tests bench
+.venv/bin/mypy
+.venv/bin/pytest -q "$@"

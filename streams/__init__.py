@@ -1,0 +1,1 @@
+"""millstream runtime on Redis Streams."""
