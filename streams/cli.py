@@ -8,13 +8,120 @@ never imports ``processors``.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import importlib
+import logging
+from collections.abc import Callable, Coroutine
 from importlib.metadata import entry_points
+from typing import Annotated, Any, TypeVar
 
+import orjson
 import typer
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from streams import stats
+from streams.errors import ConfigError, StreamsError
+from streams.pipeline import Pipeline
+from streams.redis.connection import connect
+from streams.settings import Settings, from_env
 
 app = typer.Typer(help="millstream: stream processing on Redis Streams.", no_args_is_help=True)
-bench_app = typer.Typer(help="Reproducible benchmarks that print their figures.")
+bench_app = typer.Typer(help="Reproducible benchmarks that print their figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` under uvloop."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with command-line flags (those not None) on top."""
+    try:
+        settings = from_env()
+        return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def load_factory(spec: str) -> Callable[[Settings], Pipeline]:
+    """Import ``module:function`` naming a pipeline factory ``(Settings) -> Pipeline``."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise typer.BadParameter(f"{spec!r} must look like package.module:factory")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise typer.BadParameter(f"cannot load {spec!r}: {error}") from None
+    if not callable(factory):
+        raise typer.BadParameter(f"{spec!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+@app.command()
+def worker(
+    factory: Annotated[str, typer.Argument(help="Pipeline factory, as package.module:function")],
+    stage: Annotated[list[str] | None, typer.Option(help="Run only this stage (repeatable)")] = None,
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default host-pid)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (0: off)")] = None,
+) -> None:
+    """Run a pipeline's stages in this process until SIGTERM or Ctrl-C."""
+    from streams.worker import run
+
+    settings = load_settings(consumer=consumer, metrics_port=metrics_port)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    pipeline = load_factory(factory)(settings)
+    try:
+        run_async(run(pipeline, settings, stage or ()))
+    except StreamsError as error:
+        raise SystemExit(f"millstream worker: {error}") from None
+
+
+async def _status(settings: Settings) -> list[dict[str, Any]]:
+    redis = connect(settings)
+    try:
+        found = await stats.discover(redis, settings.namespace)
+        sampled = [await stats.sample(redis, keys, stream) for keys, stream in found]
+    finally:
+        await redis.aclose()
+    return [dataclasses.asdict(s) for s in sampled]
+
+
+def _status_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="millstream streams and groups")
+    for column in ("pipeline", "stream", "length", "delayed", "group", "lag", "lag s", "pending",
+                   "oldest pending s", "consumers", "live", "heartbeat age s", "dlq", "dlq oldest s"):
+        table.add_column(column, justify="left" if column in ("pipeline", "stream", "group") else "right")
+    for s in rows:
+        head = [s["pipeline"], s["stream"], str(s["length"]), str(s["delayed"])]
+        for g in s["groups"] or [None]:
+            cells = ["-"] * 10 if g is None else [
+                g["group"], str(g["lag"]), f"{g['lag_seconds']:.1f}", str(g["pending"]),
+                f"{g['oldest_pending_seconds']:.1f}", str(g["consumers"]), str(g["live_consumers"]),
+                f"{g['heartbeat_age_seconds']:.1f}", str(g["dlq_length"]), f"{g['dlq_oldest_seconds']:.0f}",
+            ]
+            table.add_row(*head, *cells)
+    return table
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+) -> None:
+    """One table of every stream and group: length, lag, pending, consumers, dead letters."""
+    rows = run_async(_status(load_settings()))
+    if as_json:
+        typer.echo(orjson.dumps({"streams": rows}, option=orjson.OPT_INDENT_2).decode())
+    elif not rows:
+        typer.echo("no millstream streams found (is MILLSTREAM_REDIS_URL right?)")
+    else:
+        Console().print(_status_table(rows))
 
 
 def _register_plugins() -> None:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from redis.asyncio import Redis
+
+from streams.keys import Keys
+from streams.redis import library
+from streams.redis.connection import connect
+from streams.settings import Settings
+from tests.support.redis_server import RedisServer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -19,3 +28,36 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the test session; tests keep apart by pipeline name."""
+    server = RedisServer(require_tool("redis-server"), tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pipeline_name(request: pytest.FixtureRequest) -> str:
+    """A pipeline name (the key hash tag) no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    return Settings(redis_url=redis_server.url, consumer="c-main", metrics_port=0,
+                    heartbeat_ttl=1.0, claim_interval=0.2, trim_interval=0.5, stats_interval=0.5)
+
+
+@pytest.fixture
+def keys(pipeline_name: str) -> Keys:
+    return Keys("mst", pipeline_name)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = connect(settings)
+    await library.load(client)
+    yield client
+    await client.aclose()

@@ -1,0 +1,72 @@
+"""The stream entry envelope: JSON via orjson, never pickle.
+
+An entry's fields are::
+
+    v    envelope version ("1")
+    d    the payload, a JSON object (orjson bytes)
+    rid  the task's request id, kept across stages, retries and replays
+    att  handler attempt number, 1 for a first delivery (retries count up)
+    t0   unix ms when the task entered the pipeline (end-to-end latency)
+
+Fields other than these are kept as provenance (dead letters add theirs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from streams.errors import DecodeError, PayloadTooLarge
+
+VERSION = b"1"
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+Fields = dict[bytes, bytes]
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def encode_payload(payload: Mapping[str, Any], limit: int = DEFAULT_MAX_BYTES) -> bytes:
+    """JSON-encode a payload, refusing one over ``limit`` bytes with a clear error."""
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"payload must be a JSON object (a mapping), got {type(payload).__name__}")
+    data = orjson.dumps(payload)
+    if len(data) > limit:
+        raise PayloadTooLarge(len(data), limit)
+    return data
+
+
+def envelope(data: bytes, request_id: str, attempt: int, origin_ms: int) -> list[bytes]:
+    """The flat field list of an entry (XADD order), from an already encoded payload."""
+    return [
+        b"v", VERSION, b"d", data, b"rid", request_id.encode(),
+        b"att", str(attempt).encode(), b"t0", str(origin_ms).encode(),
+    ]
+
+
+def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int]:
+    """Return (payload, request_id, attempt, origin_ms) of an entry, or raise DecodeError."""
+    version = fields.get(b"v")
+    if version != VERSION:
+        raise DecodeError(f"unsupported envelope version {version!r} (expected {VERSION!r})")
+    try:
+        payload = orjson.loads(fields[b"d"])
+        request_id = fields[b"rid"].decode()
+        attempt = int(fields.get(b"att", b"1"))
+        origin_ms = int(fields.get(b"t0", b"0"))
+    except KeyError as missing:
+        raise DecodeError(f"entry lacks field {missing.args[0]!r}") from None
+    except (orjson.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+        raise DecodeError(f"entry is not valid JSON/UTF-8: {error}") from None
+    if not isinstance(payload, dict):
+        raise DecodeError(f"payload must be a JSON object, got {type(payload).__name__}")
+    return payload, request_id, attempt, origin_ms
+
+
+def printable(fields: Mapping[bytes, bytes]) -> dict[str, str]:
+    """Raw fields as text, for error records of entries that cannot be decoded."""
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}

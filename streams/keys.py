@@ -1,0 +1,88 @@
+"""The Redis keyspace of one pipeline: every key millstream writes, in one place.
+
+All keys of a pipeline share the hash tag ``{<pipeline>}`` so that the Redis
+functions which touch several of them run on Redis Cluster too. With namespace
+``ms`` and pipeline ``imgtr``:
+
+=====================================  ==========  ==========================================
+key                                    type        written by / meaning
+=====================================  ==========  ==========================================
+``ms:{imgtr}:stream:<name>``           stream      producers and stages; consumer group per stage
+``ms:{imgtr}:errors``                  stream      error records (final failures, bad input)
+``ms:{imgtr}:dlq:<stage>``             stream      dead letters of one stage, with provenance
+``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
+``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
+``ms:{imgtr}:status:<request_id>``     string      the task's last transition as JSON, TTL
+``ms:{imgtr}:events``                  stream      every transition, capped (MAXLEN ~)
+``ms:{imgtr}:dedup:<request_id>``      string      first entry id of a request_id, TTL = window
+=====================================  ==========  ==========================================
+
+Consumer groups are named after the stage that reads the stream. Every key
+starts with ``<namespace>:{``, so none can equal a legacy list name such as
+``img:translate:tasks`` (see CONTRACTS.md); ``Keys`` refuses namespaces that
+could.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from streams.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+LEGACY_PREFIXES = ("img:", "hosting:", "ocr:")
+
+
+def _checked(kind: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise ConfigError(kind, f"{value!r} must be letters, digits, '_', '.' or '-'")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names for pipeline ``pipeline`` under ``namespace``."""
+
+    namespace: str
+    pipeline: str
+
+    def __post_init__(self) -> None:
+        _checked("namespace", self.namespace)
+        _checked("pipeline", self.pipeline)
+        if any(f"{self.namespace}:".startswith(p) for p in LEGACY_PREFIXES):
+            raise ConfigError("namespace", f"{self.namespace!r} collides with legacy list names")
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}:{{{self.pipeline}}}"
+
+    def stream(self, name: str) -> str:
+        return f"{self.prefix}:stream:{_checked('stream', name)}"
+
+    @property
+    def errors(self) -> str:
+        return f"{self.prefix}:errors"
+
+    def dlq(self, stage: str) -> str:
+        return f"{self.prefix}:dlq:{_checked('stage', stage)}"
+
+    def delayed(self, stream_name: str) -> str:
+        return f"{self.prefix}:delayed:{stream_name}"
+
+    def heartbeat(self, group: str, consumer: str) -> str:
+        return f"{self.prefix}:hb:{group}:{consumer}"
+
+    def status(self, request_id: str) -> str:
+        return f"{self.prefix}:status:{request_id}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    def dedup(self, request_id: str) -> str:
+        return f"{self.prefix}:dedup:{request_id}"
+
+    def stream_name(self, key: str) -> str:
+        """Inverse of :meth:`stream`: the logical name of a stream key."""
+        return key.removeprefix(f"{self.prefix}:stream:")

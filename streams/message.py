@@ -1,0 +1,44 @@
+"""The tiny core contract: what a processor receives and what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One delivered stream entry.
+
+    ``attempt`` counts handler attempts (1 on the first try, retries count up);
+    ``deliveries`` counts how often this very entry was delivered, so a value
+    above 1 means an earlier consumer died or stalled while holding it.
+    """
+
+    id: str
+    stream: str
+    payload: Mapping[str, Any]
+    request_id: str
+    attempt: int = 1
+    deliveries: int = 1
+    origin_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A result to publish. ``stream`` None means every sink of the stage."""
+
+    payload: Mapping[str, Any]
+    stream: str | None = None
+    request_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Message], Awaitable[Sequence[Outgoing]]]
+"""A per-message processor: an empty result acknowledges without output."""
+
+BatchHandler = Callable[[Sequence[Message]], Awaitable[Sequence["Sequence[Outgoing] | BaseException"]]]
+"""A batch processor: one result (outputs or the exception) per message, in order."""
+
+Middleware = Callable[[Handler], Handler]

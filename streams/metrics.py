@@ -1,0 +1,72 @@
+"""Metrics: every Prometheus collector of millstream, on a registry passed in.
+
+Stage figures are counted by the runner as things happen; stream and group
+figures (lengths, lag, pending, consumers, dead letters) are sampled from
+Redis by ``streams.stats`` and set here by the worker's stats loop.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streams.stats import StreamStats
+
+_STAGE = ["pipeline", "stage"]
+_GROUP = ["pipeline", "stream", "group"]
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+        def counter(name: str, doc: str, labels: list[str] = _STAGE) -> Counter:
+            return Counter(f"millstream_{name}", doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, labels: list[str]) -> Gauge:
+            return Gauge(f"millstream_{name}", doc, labels, registry=registry)
+
+        self.processed = counter("stage_processed", "Entries handled successfully and committed.")
+        self.failed = counter("stage_failed", "Handler attempts that raised or timed out.")
+        self.retried = counter("stage_retried", "Entries scheduled for a later retry.")
+        self.errors = counter("stage_error_records", "Entries ended with an error record.")
+        self.dead_lettered = counter("stage_dead_lettered", "Entries moved to the dead-letter stream.")
+        self.fenced = counter("stage_fenced", "Outcomes dropped: the entry was claimed by another consumer.")
+        self.handed_back = counter("stage_handed_back", "Unstarted entries handed back at shutdown.")
+        self.claimed = counter("stage_claimed", "Entries claimed from other consumers.", [*_STAGE, "reason"])
+        self.duration = Histogram(
+            "millstream_stage_handler_seconds", "Handler duration per attempt.", _STAGE,
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.in_flight = gauge("stage_in_flight", "Entries held: read, not yet committed.", _STAGE)
+        self.length = gauge("stream_length", "Entries in the stream.", ["pipeline", "stream"])
+        self.delayed = gauge("stream_delayed", "Retries waiting in the delayed set.", ["pipeline", "stream"])
+        self.lag = gauge("group_lag_entries", "Entries not yet delivered to the group.", _GROUP)
+        self.lag_seconds = gauge("group_lag_seconds", "Age of the oldest undelivered entry.", _GROUP)
+        self.pending = gauge("group_pending", "Entries delivered and not acknowledged.", _GROUP)
+        self.oldest_pending = gauge(
+            "group_oldest_pending_seconds", "Idle time of the oldest pending entry.", _GROUP
+        )
+        self.consumers = gauge("group_consumers", "Consumers registered in the group.", _GROUP)
+        self.live_consumers = gauge("group_live_consumers", "Consumers with a live heartbeat.", _GROUP)
+        self.heartbeat_age = gauge(
+            "group_heartbeat_age_seconds", "Age of the stalest live consumer heartbeat.", _GROUP
+        )
+        self.dlq_length = gauge("dlq_length", "Dead letters of the stage.", _STAGE)
+        self.dlq_oldest = gauge("dlq_oldest_seconds", "Age of the oldest dead letter.", _STAGE)
+
+    def observe(self, pipeline: str, stats: StreamStats) -> None:
+        """Set the stream, group and dead-letter gauges from one sample."""
+        self.length.labels(pipeline, stats.stream).set(stats.length)
+        self.delayed.labels(pipeline, stats.stream).set(stats.delayed)
+        for g in stats.groups:
+            labels = (pipeline, stats.stream, g.group)
+            self.lag.labels(*labels).set(g.lag)
+            self.lag_seconds.labels(*labels).set(g.lag_seconds)
+            self.pending.labels(*labels).set(g.pending)
+            self.oldest_pending.labels(*labels).set(g.oldest_pending_seconds)
+            self.consumers.labels(*labels).set(g.consumers)
+            self.live_consumers.labels(*labels).set(g.live_consumers)
+            self.heartbeat_age.labels(*labels).set(g.heartbeat_age_seconds)
+            self.dlq_length.labels(pipeline, g.group).set(g.dlq_length)
+            self.dlq_oldest.labels(pipeline, g.group).set(g.dlq_oldest_seconds)

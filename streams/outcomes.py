@@ -1,0 +1,95 @@
+"""Outcomes: what each decision writes, as transitions for the committer.
+
+* forward: one envelope per output, into the stage's sinks (or a named stream)
+* retry: the entry, attempt + 1, into the source's delayed set, due later
+* error: an error record (request_id, error_message, timestamp, stage, entry id)
+* dead letter: the entry with its provenance in the stage's DLQ, and an error
+  record so the task is never silently lost (docs/decisions/dead-letters-also-error.md)
+* hand back: an unstarted entry re-appended to its own stream at shutdown
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.codec import Fields, encode_payload, envelope, printable
+from streams.delivery import Delivery
+from streams.keys import Keys
+from streams.message import Outgoing
+from streams.redis.transitions import Transition, Xadd, Zadd
+from streams.stage import Stage
+
+ERROR_HISTORY = 5
+
+
+def _flat(fields: Fields, **replace: bytes) -> list[bytes]:
+    merged = {**fields, **{k.encode(): v for k, v in replace.items()}}
+    return [part for pair in merged.items() for part in pair]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    keys: Keys
+    stage: Stage
+    consumer: str
+    max_payload_bytes: int
+
+    @property
+    def source(self) -> str:
+        return self.keys.stream(self.stage.source)
+
+    def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
+        """Raises PayloadTooLarge before anything is written when an output is too big."""
+        assert d.message is not None
+        ops: list[Xadd | Zadd] = []
+        for out in outputs:
+            data = encode_payload(out.payload, self.max_payload_bytes)
+            fields = envelope(data, out.request_id or d.request_id, 1, d.message.origin_ms)
+            targets = self.stage.sinks if out.stream is None else (out.stream,)
+            ops += [Xadd(self.keys.stream(name), fields) for name in targets]
+        state = "forwarded" if ops else "done"
+        return Transition(d.id, d.request_id, state, ops)
+
+    def retry(self, d: Delivery, delay: float, reason: str) -> Transition:
+        assert d.message is not None
+        history = [*orjson.loads(d.fields.get(b"errs", b"[]"))[-(ERROR_HISTORY - 1):], reason]
+        fields = _flat(
+            d.fields, att=str(d.message.attempt + 1).encode(), prev=d.id.encode(),
+            errs=orjson.dumps(history),
+        )
+        member = orjson.dumps([f.decode() for f in fields])
+        due = int((time.time() + delay) * 1000)
+        delayed = Zadd(self.keys.delayed(self.stage.source), due, member)
+        return Transition(d.id, d.request_id, "retrying", [delayed])
+
+    def _error_record(self, d: Delivery, reason: str) -> Xadd:
+        payload: Any = d.message.payload if d.message is not None else {"raw": printable(d.fields)}
+        record = {
+            "request_id": d.request_id, "error_message": reason, "timestamp": int(time.time()),
+            "stage": self.stage.name, "entry_id": d.id, "stream": self.stage.source, "payload": payload,
+        }
+        origin = d.message.origin_ms if d.message is not None else 0
+        return Xadd(self.keys.errors, envelope(orjson.dumps(record), d.request_id, 1, origin))
+
+    def error(self, d: Delivery, reason: str) -> Transition:
+        return Transition(d.id, d.request_id, "failed", [self._error_record(d, reason)])
+
+    def dead_letter(self, d: Delivery, reason: str, last_error: str) -> Transition:
+        provenance = {
+            "source": self.source, "group": self.stage.group, "entry_id": d.id,
+            "deliveries": str(d.deliveries),
+            "attempts": str(d.message.attempt if d.message else 1), "reason": reason,
+            "last_error": last_error, "consumer": self.consumer, "stage": self.stage.name,
+            "dead_at": str(int(time.time() * 1000)),
+        }
+        fields = _flat(d.fields, **{k: v.encode() for k, v in provenance.items()})
+        ops = [Xadd(self.keys.dlq(self.stage.name), fields), self._error_record(d, reason)]
+        return Transition(d.id, d.request_id, "dead_lettered", ops)
+
+    def hand_back(self, d: Delivery) -> Transition:
+        return Transition(d.id, d.request_id, "handed_back", [Xadd(self.source, _flat(d.fields))])

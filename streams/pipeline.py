@@ -1,0 +1,37 @@
+"""Pipeline: a named list of stages plus middleware, in one documented order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from streams.message import Handler, Middleware
+from streams.stage import Stage
+
+
+def chain(handler: Handler, middleware: Sequence[Middleware]) -> Handler:
+    """Wrap ``handler`` so that the first middleware listed runs outermost."""
+    for wrap in reversed(middleware):
+        handler = wrap(handler)
+    return handler
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """``name`` is the hash tag of every key of the pipeline (see streams.keys)."""
+
+    name: str
+    stages: Sequence[Stage]
+    middleware: Sequence[Middleware] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pipeline {self.name!r}: stage names must be unique, got {names}")
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        known = ", ".join(s.name for s in self.stages)
+        raise KeyError(f"pipeline {self.name!r} has no stage {name!r} (stages: {known})")

@@ -1,0 +1,1 @@
+"""Redis-facing parts: connection, the function library, publisher, consumer side."""

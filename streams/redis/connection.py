@@ -1,0 +1,20 @@
+"""Redis clients built from settings; the only place that connects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio import Redis
+
+from streams.settings import Settings
+
+
+def connect(settings: Settings, **options: Any) -> Redis:
+    """An asyncio client for ``settings.redis_url``: redis://, rediss://, unix://, ACL user:pass.
+
+    Responses stay bytes: payloads are orjson bytes and decoding them twice is waste.
+    """
+    return aioredis.Redis.from_url(
+        settings.redis_url, decode_responses=False, health_check_interval=30, **options
+    )

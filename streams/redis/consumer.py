@@ -1,0 +1,95 @@
+"""The consumer side of one stage's group: reading, claiming and renewing entries.
+
+Delivery counts come from Redis (XPENDING): 1 for a new entry, more when a
+consumer died or stalled while holding it. Claims go through the library's
+functions, so two consumers never claim the same entry and nobody claims an
+entry back from a live consumer before its deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from streams.delivery import Delivery, to_deliveries, to_delivery
+from streams.keys import Keys
+from streams.redis.library import fcall
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConsumer:
+    redis: Redis
+    keys: Keys
+    stream: str
+    group: str
+    consumer: str
+
+    @property
+    def key(self) -> str:
+        return self.keys.stream(self.stream)
+
+    async def ensure_group(self) -> None:
+        """Create the group at the stream's start (entries published before it count)."""
+        try:
+            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
+        """Up to ``count`` never-delivered entries, waiting at most ``block_ms``."""
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                self.group, self.consumer, {self.key: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            await self.ensure_group()
+            return []
+        return [to_delivery(self.stream, i, f, 1) for _, entries in reply for i, f in entries]
+
+    async def own_pending(self, page: int) -> AsyncIterator[list[Delivery]]:
+        """This consumer's own pending entries (left by an earlier run), oldest first."""
+        start = "-"
+        while True:
+            claimed = await fcall(self.redis, "ms_claim_mine", [self.key],
+                                  [self.group, self.consumer, start, page])
+            if not claimed:
+                return
+            batch = to_deliveries(self.stream, claimed)
+            yield batch
+            start = claimed[-1][0].decode()
+
+    async def claim_dead(self, dead: str, count: int) -> list[Delivery]:
+        """Entries of ``dead`` if its heartbeat is gone (the consumer is deleted once empty)."""
+        claimed = await fcall(
+            self.redis, "ms_claim_dead", [self.key, self.keys.heartbeat(self.group, dead)],
+            [self.group, dead, self.consumer, count],
+        )
+        return to_deliveries(self.stream, claimed)
+
+    async def claim_stale(self, min_idle_ms: int, count: int) -> list[Delivery]:
+        """Entries other consumers have held for longer than ``min_idle_ms``."""
+        claimed = await fcall(self.redis, "ms_claim_stale", [self.key],
+                              [self.group, self.consumer, min_idle_ms, count])
+        return to_deliveries(self.stream, claimed)
+
+    async def renew(self, ids: list[str]) -> list[str]:
+        """Reset the idle time of those ``ids`` still ours; return them."""
+        if not ids:
+            return []
+        renewed = await fcall(self.redis, "ms_renew", [self.key], [self.group, self.consumer, *ids])
+        return [i.decode() for i in renewed]
+
+    async def consumers(self) -> list[str]:
+        infos = await self.redis.xinfo_consumers(self.key, self.group)
+        return [_text(info["name"]) for info in infos]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,210 @@
+#!lua name=millstream
+-- Every move of a task is one of these functions: atomic, and fenced where a
+-- consumer acts on an entry it may no longer own. All keys are declared in
+-- KEYS and share the pipeline's hash tag, so they also run on Redis Cluster.
+
+local function status_and_event(status_key, events, maxlen, rid, stage, state, entry, now, ttl)
+  if status_key then
+    local value = cjson.encode({stage = stage, state = state, entry = entry, at = tonumber(now)})
+    redis.call('SET', status_key, value, 'PX', ttl)
+  end
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
+             'rid', rid, 'stage', stage, 'state', state, 'entry', entry, 'at', now)
+end
+
+local function owned(src, group, consumer, id)
+  return #redis.call('XPENDING', src, group, id, id, 1, consumer) == 1
+end
+
+local function ack(src, group, ids)
+  for i = 1, #ids, 500 do
+    redis.call('XACK', src, group, unpack(ids, i, math.min(i + 499, #ids)))
+  end
+end
+
+-- ms_commit: KEYS = source, events, targets...
+-- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, n, then per entry:
+--   entry_id, request_id, state, status_key_index (0: none), n_ops, ops...
+--   op 'x': key_index, n_values, values... (XADD key * values)
+--   op 'z': key_index, score, member      (ZADD key score member)
+-- Returns one integer per entry: 1 committed, 0 fenced (no longer ours: skipped).
+local function commit(keys, args)
+  local src, events = keys[1], keys[2]
+  local group, consumer, now, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5], args[6]
+  local n, pos, results, acked = tonumber(args[7]), 8, {}, {}
+  for i = 1, n do
+    local id, rid, state = args[pos], args[pos + 1], args[pos + 2]
+    local status_index, n_ops = tonumber(args[pos + 3]), tonumber(args[pos + 4])
+    pos = pos + 5
+    local mine = owned(src, group, consumer, id)
+    for _ = 1, n_ops do
+      local kind, key = args[pos], keys[tonumber(args[pos + 1])]
+      if kind == 'x' then
+        local n_values = tonumber(args[pos + 2])
+        if mine then redis.call('XADD', key, '*', unpack(args, pos + 3, pos + 2 + n_values)) end
+        pos = pos + 3 + n_values
+      else
+        if mine then redis.call('ZADD', key, args[pos + 2], args[pos + 3]) end
+        pos = pos + 4
+      end
+    end
+    if mine then
+      acked[#acked + 1] = id
+      local status_key = status_index > 0 and keys[status_index] or nil
+      status_and_event(status_key, events, maxlen, rid, stage, state, id, now, ttl)
+      results[i] = 1
+    else
+      results[i] = 0
+    end
+  end
+  ack(src, group, acked)
+  return results
+end
+
+-- ms_publish: KEYS = stream, events, then per item: dedup key, status key
+-- ARGV = now_ms, window_ms, status_ttl_ms, events_maxlen, stage, n, then per item:
+--   request_id, dedup (0/1), n_values, values...
+-- Returns the entry id per item: the first entry's id for a repeated request_id.
+local function publish(keys, args)
+  local stream, events = keys[1], keys[2]
+  local now, window, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5]
+  local n, pos, ids = tonumber(args[6]), 7, {}
+  for i = 1, n do
+    local rid, dedup, n_values = args[pos], args[pos + 1], tonumber(args[pos + 2])
+    local dedup_key, status_key = keys[1 + 2 * i], keys[2 + 2 * i]
+    local existing = dedup == '1' and redis.call('GET', dedup_key) or false
+    if existing then
+      ids[i] = existing
+    else
+      local id = redis.call('XADD', stream, '*', unpack(args, pos + 3, pos + 2 + n_values))
+      if dedup == '1' then redis.call('SET', dedup_key, id, 'PX', window) end
+      status_and_event(status_key, events, maxlen, rid, stage, 'queued', id, now, ttl)
+      ids[i] = id
+    end
+    pos = pos + 3 + n_values
+  end
+  return ids
+end
+
+-- ms_promote: KEYS = delayed zset, stream; ARGV = now_ms, limit.
+-- Moves retries that are due back into their stream; returns how many moved.
+local function promote(keys, args)
+  local due = redis.call('ZRANGE', keys[1], '-inf', args[1], 'BYSCORE', 'LIMIT', 0, args[2])
+  for _, member in ipairs(due) do
+    redis.call('XADD', keys[2], '*', unpack(cjson.decode(member)))
+    redis.call('ZREM', keys[1], member)
+  end
+  return #due
+end
+
+local function claim(src, group, consumer, pending)
+  if #pending == 0 then return {} end
+  local ids, counts = {}, {}
+  for i, p in ipairs(pending) do
+    ids[i] = p[1]
+    counts[p[1]] = p[4] + 1
+  end
+  local claimed, out, missing = redis.call('XCLAIM', src, group, consumer, 0, unpack(ids)), {}, {}
+  local seen = {}
+  for _, entry in ipairs(claimed) do
+    if entry then
+      out[#out + 1] = {entry[1], entry[2], counts[entry[1]]}
+      seen[entry[1]] = true
+    end
+  end
+  -- An entry deleted from the stream while pending cannot be processed: drop it from the PEL.
+  for _, id in ipairs(ids) do
+    if not seen[id] then missing[#missing + 1] = id end
+  end
+  ack(src, group, missing)
+  return out
+end
+
+-- ms_claim_dead: KEYS = stream, heartbeat key of the dead consumer;
+-- ARGV = group, dead consumer, me, count. Claims the dead consumer's entries if
+-- its heartbeat is gone, and deletes it once it owns nothing.
+-- Returns {{id, fields, deliveries}, ...}.
+local function claim_dead(keys, args)
+  if redis.call('EXISTS', keys[2]) == 1 then return {} end
+  local src, group, dead, me = keys[1], args[1], args[2], args[3]
+  local pending = redis.call('XPENDING', src, group, '-', '+', args[4], dead)
+  local out = claim(src, group, me, pending)
+  if #redis.call('XPENDING', src, group, '-', '+', 1, dead) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', src, group, dead)
+  end
+  return out
+end
+
+-- ms_claim_stale: KEYS = stream; ARGV = group, me, min_idle_ms, count.
+-- Claims entries other consumers have held longer than min_idle (a deadline).
+local function claim_stale(keys, args)
+  local src, group, me = keys[1], args[1], args[2]
+  local pending = redis.call('XPENDING', src, group, 'IDLE', args[3], '-', '+', args[4])
+  local others = {}
+  for _, p in ipairs(pending) do
+    if p[2] ~= me then others[#others + 1] = p end
+  end
+  return claim(src, group, me, others)
+end
+
+-- ms_claim_mine: KEYS = stream; ARGV = group, me, start (exclusive, '-' first), count.
+-- Re-delivers this consumer's own pending entries after a restart, oldest first.
+local function claim_mine(keys, args)
+  local src, group, me = keys[1], args[1], args[2]
+  local start = args[3] == '-' and '-' or '(' .. args[3]
+  return claim(src, group, me, redis.call('XPENDING', src, group, start, '+', args[4], me))
+end
+
+-- ms_renew: KEYS = stream; ARGV = group, me, ids... Resets the idle time of the
+-- entries still ours (a lease renewal); returns the ids renewed.
+local function renew(keys, args)
+  local src, group, me, ids = keys[1], args[1], args[2], {}
+  for i = 3, #args do
+    if owned(src, group, me, args[i]) then ids[#ids + 1] = args[i] end
+  end
+  if #ids == 0 then return {} end
+  return redis.call('XCLAIM', src, group, me, 0, unpack(ids), 'JUSTID')
+end
+
+local function parse_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_less(a, b)
+  local ams, aseq = parse_id(a)
+  local bms, bseq = parse_id(b)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+
+local function next_id(id)
+  local ms, seq = parse_id(id)
+  return string.format('%.0f-%.0f', ms, seq + 1)
+end
+
+-- ms_trim: KEYS = stream. Removes entries every group has acknowledged: below
+-- the oldest pending entry and below the first undelivered one of every group.
+-- A stream without groups is left alone. Returns the number of entries removed.
+local function trim(keys)
+  local src = keys[1]
+  if redis.call('EXISTS', src) == 0 then return 0 end
+  local groups, floor = redis.call('XINFO', 'GROUPS', src), nil
+  if #groups == 0 then return 0 end
+  for _, flat in ipairs(groups) do
+    local g = {}
+    for i = 1, #flat, 2 do g[flat[i]] = flat[i + 1] end
+    local keep = next_id(g['last-delivered-id'])
+    if g['pending'] > 0 then keep = redis.call('XPENDING', src, g['name'])[2] end
+    if floor == nil or id_less(keep, floor) then floor = keep end
+  end
+  return redis.call('XTRIM', src, 'MINID', floor)
+end
+
+redis.register_function('ms_commit', commit)
+redis.register_function('ms_publish', publish)
+redis.register_function('ms_promote', promote)
+redis.register_function('ms_claim_dead', claim_dead)
+redis.register_function('ms_claim_stale', claim_stale)
+redis.register_function('ms_claim_mine', claim_mine)
+redis.register_function('ms_renew', renew)
+redis.register_function('ms_trim', trim)

@@ -1,0 +1,68 @@
+"""Publishing tasks: idempotent by request_id, batched in one round trip.
+
+A payload with a ``request_id`` seen within the dedup window returns the first
+entry's id and adds nothing. Without one, a fresh id is generated, so every
+entry has a request id that later stages, retries and replays keep.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from streams.codec import encode_payload, envelope
+from streams.keys import Keys
+from streams.redis.library import fcall
+from streams.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    redis: Redis
+    keys: Keys
+    max_payload_bytes: int = 1024 * 1024
+    dedup_window_ms: int = 86_400_000
+    status_ttl_ms: int = 7 * 86_400_000
+    events_maxlen: int = 100_000
+
+    @classmethod
+    def from_settings(cls, redis: Redis, keys: Keys, settings: Settings) -> Publisher:
+        return cls(
+            redis, keys, settings.max_payload_bytes, int(settings.dedup_window * 1000),
+            int(settings.status_ttl * 1000), settings.events_maxlen,
+        )
+
+    async def publish(
+        self, stream: str, payload: Mapping[str, Any], request_id: str | None = None
+    ) -> str:
+        """Append ``payload`` to logical stream ``stream``; return the entry id."""
+        return (await self.publish_many(stream, [(payload, request_id)]))[0]
+
+    async def publish_many(
+        self, stream: str, items: Sequence[tuple[Mapping[str, Any], str | None]]
+    ) -> list[str]:
+        """Publish many (payload, request_id) pairs in one atomic call; ids in order.
+
+        Every payload is encoded (and size-checked) before anything is sent, so a
+        too-large payload fails the whole call and publishes none of it.
+        """
+        if not items:
+            return []
+        now = int(time.time() * 1000)
+        keys = [self.keys.stream(stream), self.keys.events]
+        args: list[bytes | str | int] = [
+            now, self.dedup_window_ms, self.status_ttl_ms, self.events_maxlen, "publish", len(items),
+        ]
+        for payload, request_id in items:
+            data = encode_payload(payload, self.max_payload_bytes)
+            rid = request_id or uuid.uuid4().hex
+            keys += [self.keys.dedup(rid), self.keys.status(rid)]
+            fields = envelope(data, rid, 1, now)
+            args += [rid, 1 if request_id else 0, len(fields), *fields]
+        ids = await fcall(self.redis, "ms_publish", keys, args)
+        return [i.decode() for i in ids]

@@ -1,0 +1,92 @@
+"""Building and committing transitions: one FCALL ms_commit per batch.
+
+A transition says what happens to one source entry: the XADDs and ZADDs it
+causes, and the state recorded in the task's status key and the events
+stream. ``Committer.commit`` applies a batch atomically; an entry that is no
+longer pending for this consumer is skipped whole (fencing), and reported so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from streams.keys import Keys
+from streams.redis.library import fcall
+
+
+@dataclass(frozen=True, slots=True)
+class Xadd:
+    key: str
+    fields: Sequence[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Zadd:
+    key: str
+    score: int
+    member: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    entry_id: str
+    request_id: str
+    state: str
+    ops: Sequence[Xadd | Zadd]
+
+
+class _KeyList:
+    """KEYS of one call, each key once; ``index`` gives its 1-based position."""
+
+    def __init__(self, *fixed: str) -> None:
+        self.keys: list[str] = []
+        self._index: dict[str, int] = {}
+        for key in fixed:
+            self.index(key)
+
+    def index(self, key: str) -> int:
+        found = self._index.get(key)
+        if found is None:
+            self.keys.append(key)
+            found = self._index[key] = len(self.keys)
+        return found
+
+
+def _op_args(op: Xadd | Zadd, keys: _KeyList) -> list[bytes | str | int]:
+    if isinstance(op, Xadd):
+        return ["x", keys.index(op.key), len(op.fields), *op.fields]
+    return ["z", keys.index(op.key), op.score, op.member]
+
+
+@dataclass(frozen=True, slots=True)
+class Committer:
+    """Commits transitions of entries read by ``consumer`` of ``group`` from ``source``."""
+
+    redis: Redis
+    keys: Keys
+    source: str
+    group: str
+    consumer: str
+    stage: str
+    status_ttl_ms: int
+    events_maxlen: int
+
+    async def commit(self, batch: Sequence[Transition]) -> list[bool]:
+        """Apply ``batch`` atomically; True per entry committed, False per entry fenced off."""
+        if not batch:
+            return []
+        keys = _KeyList(self.source, self.keys.events)
+        args: list[bytes | str | int] = [
+            self.group, self.consumer, int(time.time() * 1000), self.status_ttl_ms,
+            self.events_maxlen, self.stage, len(batch),
+        ]
+        for t in batch:
+            ops = [arg for op in t.ops for arg in _op_args(op, keys)]
+            status = keys.index(self.keys.status(t.request_id))
+            args += [t.entry_id, t.request_id, t.state, status, len(t.ops), *ops]
+        results = await fcall(self.redis, "ms_commit", keys.keys, args)
+        return [bool(r) for r in results]

@@ -1,0 +1,80 @@
+"""Running a pipeline's stages in this process: signals, metrics endpoint, stats.
+
+``run(pipeline, settings)`` runs until SIGTERM or SIGINT, then stops every
+stage gracefully (see StageRunner) and returns, so the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, start_http_server
+from redis.asyncio import Redis
+
+from streams import stats
+from streams.keys import Keys
+from streams.metrics import Metrics
+from streams.pipeline import Pipeline
+from streams.redis import library
+from streams.redis.connection import connect
+from streams.runner import StageRunner
+from streams.settings import Settings
+
+log = logging.getLogger("millstream.worker")
+
+
+def serve_metrics(settings: Settings, registry: CollectorRegistry) -> None:
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
+        except OSError as error:
+            raise SystemExit(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({error}); "
+                "set MILLSTREAM_METRICS_PORT to a free port, or 0 to turn the endpoint off"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+
+
+async def _stats_loop(redis: Redis, keys: Keys, streams: Sequence[str], metrics: Metrics,
+                      interval: float) -> None:
+    while True:
+        for stream in streams:
+            try:
+                metrics.observe(keys.pipeline, await stats.sample(redis, keys, stream))
+            except Exception as error:  # noqa: BLE001 - a missed sample is not fatal
+                log.warning("stats of %s failed: %s", stream, error)
+        await asyncio.sleep(interval)
+
+
+async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str] = (),
+              registry: CollectorRegistry | None = None) -> None:
+    """Run the named stages (all by default) until SIGTERM/SIGINT."""
+    stages = [pipeline.stage(n) for n in stage_names] if stage_names else list(pipeline.stages)
+    registry = registry or CollectorRegistry()
+    metrics = Metrics(registry)
+    serve_metrics(settings, registry)
+    keys = Keys(settings.namespace, pipeline.name)
+    redis = connect(settings)
+    await library.load(redis)
+    runners = [StageRunner(redis, keys, s, settings, metrics, pipeline.middleware) for s in stages]
+    def stop_all() -> None:
+        for runner in runners:
+            runner.stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_all)
+    log.info("consumer %s running stages %s of pipeline %s",
+             settings.consumer, ", ".join(s.name for s in stages), pipeline.name)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sources = sorted({s.source for s in stages})
+            sampler = tg.create_task(_stats_loop(redis, keys, sources, metrics, settings.stats_interval))
+            await asyncio.gather(*(r.run() for r in runners))
+            sampler.cancel()
+    finally:
+        await redis.aclose()
+    log.info("consumer %s stopped cleanly", settings.consumer)
