@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis as sync_redis
+
+from streams.keys import Keys
+from streams.redis import library
+from streams.redis.connection import connect
+from streams.redis.publisher import Publisher
+from streams.settings import Settings
+from tests.support.redis_server import RedisServer
+from tests.support.workers import WorkerProcess
+
+
+@pytest.fixture
+def start_worker(redis_server: RedisServer, pipeline_name: str, tmp_path: Path
+                 ) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(consumer: str, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(redis_server.url, pipeline_name, consumer, tmp_path, **env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.ensure_stopped()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
+    c = sync_redis.Redis.from_url(redis_server.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def publish(redis_server: RedisServer, keys: Keys) -> Callable[[int], None]:
+    """Publish payloads {"n": 0..count-1} to stream "in", in batches."""
+
+    def run(count: int) -> None:
+        async def go() -> None:
+            redis = connect(Settings(redis_url=redis_server.url))
+            await library.load(redis)
+            publisher = Publisher(redis, keys)
+            for start in range(0, count, 1000):
+                items = [({"n": i}, f"r{i}") for i in range(start, min(count, start + 1000))]
+                await publisher.publish_many("in", items)
+            await redis.aclose()
+
+        asyncio.run(go())
+
+    return run
+
+
+def outputs(client: sync_redis.Redis, keys: Keys) -> list[dict[str, object]]:
+    return [orjson.loads(f[b"d"]) for _, f in client.xrange(keys.stream("out"))]
