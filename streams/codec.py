@@ -40,12 +40,12 @@ def encode_payload(payload: Mapping[str, Any], limit: int = DEFAULT_MAX_BYTES) -
     return data
 
 
-def envelope(data: bytes, request_id: str, attempt: int, origin_ms: int) -> list[bytes]:
-    """The flat field list of an entry (XADD order), from an already encoded payload."""
-    return [
-        b"v", VERSION, b"d", data, b"rid", request_id.encode(),
-        b"att", str(attempt).encode(), b"t0", str(origin_ms).encode(),
-    ]
+def envelope(data: bytes, request_id: str, attempt: int, origin_ms: int) -> list[str]:
+    """The flat field list of an entry (XADD order), from an already encoded payload.
+
+    Text, not bytes: entries reach Redis inside a JSON batch (transitions.py).
+    """
+    return ["v", "1", "d", data.decode(), "rid", request_id, "att", str(attempt), "t0", str(origin_ms)]
 
 
 def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int]:

@@ -8,7 +8,6 @@ reaching the processor; entries delivered more than ``crash_limit`` times
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar, cast
@@ -16,11 +15,12 @@ from typing import TypeVar, cast
 from streams.delivery import Delivery
 from streams.errors import PayloadTooLarge, ProcessingTimeout
 from streams.message import BatchHandler, Handler, Message, Outgoing
-from streams.metrics import Metrics
+from streams.metrics import StageMetrics
 from streams.outcomes import Outcomes
 from streams.policy import Action, decide, describe
 from streams.redis.transitions import Transition
 from streams.stage import Stage
+from streams.watchdog import Watchdog
 
 Result = Sequence[Outgoing] | BaseException
 T = TypeVar("T")
@@ -28,10 +28,10 @@ T = TypeVar("T")
 
 class Handling:
     def __init__(self, stage: Stage, handler: Handler | BatchHandler, outcomes: Outcomes,
-                 metrics: Metrics, pipeline: str) -> None:
+                 metrics: StageMetrics) -> None:
         self.stage, self.handler, self.outcomes = stage, handler, outcomes
-        self.labels = (pipeline, stage.name)
         self.metrics = metrics
+        self.watchdog = Watchdog(stage.timeout)
 
     def screen(self, d: Delivery) -> Transition | None:
         """The transition of an entry that must not reach the processor, else None."""
@@ -67,14 +67,13 @@ class Handling:
     async def _timed(self, call: Awaitable[T]) -> T | BaseException:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.stage.timeout):
-                return await call
+            return await self.watchdog.call(call)
         except TimeoutError:
             return ProcessingTimeout(self.stage.timeout)
         except Exception as error:  # noqa: BLE001 - the processor's failure becomes a Decision
             return error
         finally:
-            self.metrics.duration.labels(*self.labels).observe(time.perf_counter() - started)
+            self.metrics.duration.observe(time.perf_counter() - started)
 
     def conclude(self, d: Delivery, result: Result) -> Transition:
         """Decide and build the transition for one delivery's result."""
@@ -84,20 +83,20 @@ class Handling:
         try:
             transition = self.outcomes.forward(d, result)
         except (PayloadTooLarge, TypeError) as bad_output:  # a retry would produce it again
-            self.metrics.errors.labels(*self.labels).inc()
+            self.metrics.errors.inc()
             return self.outcomes.error(d, f"output rejected: {describe(bad_output)}")
-        self.metrics.processed.labels(*self.labels).inc()
+        self.metrics.processed.inc()
         return transition
 
     def _failure(self, d: Delivery, error: BaseException) -> Transition:
         assert d.message is not None
-        self.metrics.failed.labels(*self.labels).inc()
+        self.metrics.failed.inc()
         decision = decide(error, d.message.attempt, self.stage.max_deliveries, self.stage.retry)
         if decision.action is Action.RETRY:
-            self.metrics.retried.labels(*self.labels).inc()
+            self.metrics.retried.inc()
             return self.outcomes.retry(d, decision.delay, decision.reason)
         if decision.action is Action.DEAD_LETTER:
-            self.metrics.dead_lettered.labels(*self.labels).inc()
+            self.metrics.dead_lettered.inc()
             return self.outcomes.dead_letter(d, decision.reason, describe(error))
-        self.metrics.errors.labels(*self.labels).inc()
+        self.metrics.errors.inc()
         return self.outcomes.error(d, decision.reason)

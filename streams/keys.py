@@ -12,8 +12,8 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:dlq:<stage>``             stream      dead letters of one stage, with provenance
 ``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
 ``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
-``ms:{imgtr}:status:<request_id>``     string      the task's last transition as JSON, TTL
-``ms:{imgtr}:events``                  stream      every transition, capped (MAXLEN ~)
+``ms:{imgtr}:status:<bucket>``         hash        request_id -> last transition (JSON); expires
+``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
 ``ms:{imgtr}:dedup:<request_id>``      string      first entry id of a request_id, TTL = window
 =====================================  ==========  ==========================================
 
@@ -73,8 +73,13 @@ class Keys:
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
-    def status(self, request_id: str) -> str:
-        return f"{self.prefix}:status:{request_id}"
+    @property
+    def status_prefix(self) -> str:
+        return f"{self.prefix}:status:"
+
+    def status(self, bucket: int) -> str:
+        """The status hash of time bucket ``bucket`` (see streams.tasks)."""
+        return f"{self.status_prefix}{bucket}"
 
     @property
     def events(self) -> str:

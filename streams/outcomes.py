@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,21 +26,19 @@ from streams.stage import Stage
 ERROR_HISTORY = 5
 
 
-def _flat(fields: Fields, **replace: bytes) -> list[bytes]:
-    merged = {**fields, **{k.encode(): v for k, v in replace.items()}}
+def _flat(fields: Fields, **replace: str) -> list[str]:
+    """An entry's fields as text (junk bytes replaced), with some fields replaced or added."""
+    merged = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+    merged.update(replace)
     return [part for pair in merged.items() for part in pair]
 
 
-@dataclass(frozen=True, slots=True)
 class Outcomes:
-    keys: Keys
-    stage: Stage
-    consumer: str
-    max_payload_bytes: int
-
-    @property
-    def source(self) -> str:
-        return self.keys.stream(self.stage.source)
+    def __init__(self, keys: Keys, stage: Stage, consumer: str, max_payload_bytes: int) -> None:
+        self.keys, self.stage, self.consumer = keys, stage, consumer
+        self.max_payload_bytes = max_payload_bytes
+        self.source = keys.stream(stage.source)
+        self._sinks = tuple(keys.stream(name) for name in stage.sinks)
 
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""
@@ -50,19 +47,17 @@ class Outcomes:
         for out in outputs:
             data = encode_payload(out.payload, self.max_payload_bytes)
             fields = envelope(data, out.request_id or d.request_id, 1, d.message.origin_ms)
-            targets = self.stage.sinks if out.stream is None else (out.stream,)
-            ops += [Xadd(self.keys.stream(name), fields) for name in targets]
+            targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
+            ops += [Xadd(key, fields) for key in targets]
         state = "forwarded" if ops else "done"
         return Transition(d.id, d.request_id, state, ops)
 
     def retry(self, d: Delivery, delay: float, reason: str) -> Transition:
         assert d.message is not None
         history = [*orjson.loads(d.fields.get(b"errs", b"[]"))[-(ERROR_HISTORY - 1):], reason]
-        fields = _flat(
-            d.fields, att=str(d.message.attempt + 1).encode(), prev=d.id.encode(),
-            errs=orjson.dumps(history),
-        )
-        member = orjson.dumps([f.decode() for f in fields])
+        errs = orjson.dumps(history).decode()
+        fields = _flat(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
+        member = orjson.dumps(fields).decode()
         due = int((time.time() + delay) * 1000)
         delayed = Zadd(self.keys.delayed(self.stage.source), due, member)
         return Transition(d.id, d.request_id, "retrying", [delayed])
@@ -87,7 +82,7 @@ class Outcomes:
             "last_error": last_error, "consumer": self.consumer, "stage": self.stage.name,
             "dead_at": str(int(time.time() * 1000)),
         }
-        fields = _flat(d.fields, **{k: v.encode() for k, v in provenance.items()})
+        fields = _flat(d.fields, **provenance)
         ops = [Xadd(self.keys.dlq(self.stage.name), fields), self._error_record(d, reason)]
         return Transition(d.id, d.request_id, "dead_lettered", ops)
 

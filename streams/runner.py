@@ -28,6 +28,7 @@ from streams.inbox import Inbox
 from streams.keys import Keys
 from streams.message import Middleware
 from streams.metrics import Metrics
+from streams.outbox import Outbox
 from streams.outcomes import Outcomes
 from streams.pipeline import chain
 from streams.redis.consumer import GroupConsumer
@@ -45,18 +46,17 @@ class StageRunner:
     def __init__(self, redis: Redis, keys: Keys, stage: Stage, settings: Settings,
                  metrics: Metrics, middleware: Sequence[Middleware] = ()) -> None:
         self.redis, self.keys, self.stage, self.settings = redis, keys, stage, settings
-        self.labels = (keys.pipeline, stage.name)
-        self.metrics = metrics
+        self.metrics = metrics.for_stage(keys.pipeline, stage.name)
         self.inbox = Inbox(stage.max_in_flight)
         self.group = GroupConsumer(redis, keys, stage.source, stage.group, settings.consumer)
         self.committer = Committer(
             redis, keys, keys.stream(stage.source), stage.group, settings.consumer, stage.name,
-            int(settings.status_ttl * 1000), settings.events_maxlen,
+            int(settings.status_ttl * 1000), settings.events_maxlen, stage.max_in_flight,
         )
         self.outcomes = Outcomes(keys, stage, settings.consumer, settings.max_payload_bytes)
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
-        self.handling = Handling(stage, handler, self.outcomes, metrics, keys.pipeline)
-        self._commits: asyncio.Queue[Transition] = asyncio.Queue()
+        self.handling = Handling(stage, handler, self.outcomes, self.metrics)
+        self._outbox = Outbox()
         self._stop = asyncio.Event()
         self._reading = False
         self.started = asyncio.Event()
@@ -71,12 +71,13 @@ class StageRunner:
         async with asyncio.TaskGroup() as tg:
             upkeep = [tg.create_task(self._every(i, f)) for i, f in self._upkeep_jobs()]
             committer = tg.create_task(self._commit_loop())
+            upkeep.append(tg.create_task(self.handling.watchdog.run()))
             workers = [tg.create_task(self._work()) for _ in range(self.stage.concurrency)]
             reader = tg.create_task(self._read())
             self.started.set()
             await self._stop.wait()
             await self._shutdown(reader, workers)
-            await self._commits.join()
+            await self._outbox.drained()
             for task in [*upkeep, committer]:
                 task.cancel()
         await self.redis.delete(self.keys.heartbeat(self.stage.group, self.settings.consumer))
@@ -109,44 +110,61 @@ class StageRunner:
             if screened is None:
                 runnable.append(d)
             else:
-                self._commits.put_nowait(screened)
+                self._outbox.put(screened)
         await self.inbox.enqueue(runnable)
-        self.metrics.in_flight.labels(*self.labels).set(self.inbox.held)
+        self.metrics.in_flight.set(self.inbox.held)
 
     # -- work ---------------------------------------------------------------
 
     async def _work(self) -> None:
-        limit = self.stage.batch_size if self.stage.batched else 1
-        while batch := await self.inbox.take(limit):
+        async with self.handling.watchdog.worker():
+            while batch := await self.inbox.take(self._take_limit):
+                await (self._handle_batch(batch) if self.stage.batched else self._handle_each(batch))
+
+    @property
+    def _take_limit(self) -> int:
+        """A lone worker takes what is queued; several take one each, to share the work."""
+        return self.stage.batch_size if self.stage.batched or self.stage.concurrency == 1 else 1
+
+    async def _handle_each(self, batch: list[Delivery]) -> None:
+        for i, d in enumerate(batch):
+            if self.inbox.closed:  # stopping: the rest was never started
+                self._hand_back(batch[i:])
+                return
             try:
-                if self.stage.batched:
-                    transitions = await self.handling.batch(batch)
-                else:
-                    transitions = [await self.handling.one(batch[0])]
+                self._outbox.put(await self.handling.one(d))
             except asyncio.CancelledError:  # grace period over: nothing written, hand back
-                for d in batch:
-                    self._commits.put_nowait(self.outcomes.hand_back(d))
+                self._hand_back(batch[i:])
                 raise
-            for t in transitions:
-                self._commits.put_nowait(t)
+
+    async def _handle_batch(self, batch: list[Delivery]) -> None:
+        try:
+            transitions = await self.handling.batch(batch)
+        except asyncio.CancelledError:
+            self._hand_back(batch)
+            raise
+        for t in transitions:
+            self._outbox.put(t)
+
+    def _hand_back(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            self._outbox.put(self.outcomes.hand_back(d))
+        self.metrics.handed_back.inc(len(deliveries))
 
     # -- commit -------------------------------------------------------------
 
     async def _commit_loop(self) -> None:
         while True:
-            batch = [await self._commits.get()]
-            while not self._commits.empty() and len(batch) < COMMIT_BATCH:
-                batch.append(self._commits.get_nowait())
+            batch = await self._outbox.take(COMMIT_BATCH)
             results = await self._commit_until_done(batch)
-            fenced = [t for t, ok in zip(batch, results, strict=True) if not ok]
+            fenced = len(batch) - sum(results)
             if fenced:
-                self.metrics.fenced.labels(*self.labels).inc(len(fenced))
+                self.metrics.fenced.inc(fenced)
                 log.info("stage %s: %d outcome(s) dropped, entries now owned by another consumer",
-                         self.stage.name, len(fenced))
+                         self.stage.name, fenced)
             await self.inbox.release(t.entry_id for t in batch)
-            self.metrics.in_flight.labels(*self.labels).set(self.inbox.held)
-            for _ in batch:
-                self._commits.task_done()
+            self.metrics.in_flight.set(self.inbox.held)
+            self._outbox.done(len(batch))
 
     async def _commit_until_done(self, batch: list[Transition]) -> list[bool]:
         """Commit, retrying through Redis outages: entries stay held (and fenced) meanwhile."""
@@ -206,7 +224,8 @@ class StageRunner:
 
     async def _claimed(self, deliveries: list[Delivery], reason: str) -> None:
         if deliveries:
-            self.metrics.claimed.labels(*self.labels, reason).inc(len(deliveries))
+            counter = self.metrics.claimed_dead if reason == "dead_consumer" else self.metrics.claimed_stale
+            counter.inc(len(deliveries))
             log.info("stage %s: claimed %d entries (%s)", self.stage.name, len(deliveries), reason)
             await self._hold(deliveries)
 
@@ -217,10 +236,7 @@ class StageRunner:
         if not self._reading:
             reader.cancel()  # waiting for room: nothing is in flight from Redis
         await asyncio.wait([reader])
-        unstarted = await self.inbox.close()
-        for d in unstarted:
-            self._commits.put_nowait(self.outcomes.hand_back(d))
-        self.metrics.handed_back.labels(*self.labels).inc(len(unstarted))
+        self._hand_back(await self.inbox.close())
         _, late = await asyncio.wait(workers, timeout=max(0.0, deadline - time.monotonic()))
         for task in late:
             task.cancel()

@@ -33,7 +33,7 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the test session; tests keep apart by pipeline name."""
-    server = RedisServer(require_tool("redis-server"), tmp_path_factory.mktemp("redis"))
+    server = RedisServer(tmp_path_factory.mktemp("redis"), binary=require_tool("redis-server"))
     yield server
     server.stop()
 

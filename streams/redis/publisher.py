@@ -56,12 +56,13 @@ class Publisher:
         now = int(time.time() * 1000)
         keys = [self.keys.stream(stream), self.keys.events]
         args: list[bytes | str | int] = [
-            now, self.dedup_window_ms, self.status_ttl_ms, self.events_maxlen, "publish", len(items),
+            now, self.dedup_window_ms, self.status_ttl_ms, self.events_maxlen, "publish",
+            self.keys.status_prefix, len(items),
         ]
         for payload, request_id in items:
             data = encode_payload(payload, self.max_payload_bytes)
             rid = request_id or uuid.uuid4().hex
-            keys += [self.keys.dedup(rid), self.keys.status(rid)]
+            keys.append(self.keys.dedup(rid))
             fields = envelope(data, rid, 1, now)
             args += [rid, 1 if request_id else 0, len(fields), *fields]
         ids = await fcall(self.redis, "ms_publish", keys, args)

@@ -1,5 +1,9 @@
 """Building and committing transitions: one FCALL ms_commit per batch.
 
+The batch travels as one JSON argument: redis-py packs arguments one by one in
+Python, and a transition has a dozen, so one blob per batch is several times
+cheaper than flat arguments (measured in docs/BENCHMARKS.md).
+
 A transition says what happens to one source entry: the XADDs and ZADDs it
 causes, and the state recorded in the task's status key and the events
 stream. ``Committer.commit`` applies a batch atomically; an entry that is no
@@ -12,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 from redis.asyncio import Redis
 
 from streams.keys import Keys
@@ -21,14 +26,14 @@ from streams.redis.library import fcall
 @dataclass(frozen=True, slots=True)
 class Xadd:
     key: str
-    fields: Sequence[bytes]
+    fields: Sequence[str]
 
 
 @dataclass(frozen=True, slots=True)
 class Zadd:
     key: str
     score: int
-    member: bytes
+    member: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +61,10 @@ class _KeyList:
         return found
 
 
-def _op_args(op: Xadd | Zadd, keys: _KeyList) -> list[bytes | str | int]:
+def _op(op: Xadd | Zadd, keys: _KeyList) -> list[object]:
     if isinstance(op, Xadd):
-        return ["x", keys.index(op.key), len(op.fields), *op.fields]
-    return ["z", keys.index(op.key), op.score, op.member]
+        return ["x", keys.index(op.key), op.fields]
+    return ["z", keys.index(op.key), str(op.score), op.member]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +79,17 @@ class Committer:
     stage: str
     status_ttl_ms: int
     events_maxlen: int
+    max_held: int
 
     async def commit(self, batch: Sequence[Transition]) -> list[bool]:
         """Apply ``batch`` atomically; True per entry committed, False per entry fenced off."""
         if not batch:
             return []
         keys = _KeyList(self.source, self.keys.events)
-        args: list[bytes | str | int] = [
-            self.group, self.consumer, int(time.time() * 1000), self.status_ttl_ms,
-            self.events_maxlen, self.stage, len(batch),
+        spec = [[t.entry_id, t.request_id, t.state, [_op(op, keys) for op in t.ops]] for t in batch]
+        args = [
+            self.group, self.consumer, int(time.time() * 1000), self.status_ttl_ms, self.events_maxlen,
+            self.stage, self.keys.status_prefix, orjson.dumps(spec), self.max_held + len(batch),
         ]
-        for t in batch:
-            ops = [arg for op in t.ops for arg in _op_args(op, keys)]
-            status = keys.index(self.keys.status(t.request_id))
-            args += [t.entry_id, t.request_id, t.state, status, len(t.ops), *ops]
         results = await fcall(self.redis, "ms_commit", keys.keys, args)
         return [bool(r) for r in results]

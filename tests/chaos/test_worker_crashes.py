@@ -6,6 +6,7 @@ import signal
 import time
 from collections import Counter
 
+import orjson
 import redis as sync_redis
 
 from streams.keys import Keys
@@ -90,10 +91,11 @@ def test_sigterm_under_load_exits_within_grace_and_hands_back_at_once(
     a.signal(signal.SIGTERM)
     assert a.wait(timeout=10) == 0
     assert time.monotonic() - started < 5.0, "grace period is 5s"
-    handed_back = [e for _, e in client.xrange(keys.events) if e[b"state"] == b"handed_back"]
+    transitions = [t for _, e in client.xrange(keys.events) for t in orjson.loads(e[b"t"])]
+    handed_back = [rid for rid, state, _ in transitions if state == "handed_back"]
     assert handed_back, "a held unstarted entries and must hand them back"
     wait_until(lambda: client.xlen(keys.stream("out")) >= count, timeout=60)
     out = exactly_once(client, keys, count)
-    rids = {e[b"rid"].decode() for e in handed_back}
+    rids = set(handed_back)
     assert all(o["by"] == "b" for o in out if f"r{o['n']}" in rids)
     assert b.metric("millstream_stage_claimed_total") == 0, "handed back, not claimed after a timeout"

@@ -12,6 +12,7 @@ from streams.policy import RetryPolicy
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
+from streams.tasks import task_status
 from tests.support.pipelines import entries, payloads, running, wait_for
 
 
@@ -28,8 +29,11 @@ async def test_each_input_is_forwarded_once_and_acknowledged(redis: Redis, keys:
     assert (await redis.xpending(keys.stream("in"), "double"))["pending"] == 0
     out_rids = sorted(f[b"rid"].decode() for _, f in await entries(redis, keys.stream("out")))
     assert out_rids == sorted(f"r{i}" for i in range(50))
-    status = orjson.loads(await redis.get(keys.status("r7")))
-    assert status["stage"] == "double" and status["state"] == "forwarded"
+    status = await task_status(redis, keys, "r7", settings.status_ttl)
+    assert status is not None and status["stage"] == "double" and status["state"] == "forwarded"
+    events = [orjson.loads(f[b"t"]) for _, f in await entries(redis, keys.events)]
+    states = [(rid, state) for batch in events for rid, state, _ in batch if rid == "r7"]
+    assert states == [("r7", "queued"), ("r7", "forwarded")]
 
 
 async def test_repeated_request_id_returns_first_entry_and_adds_nothing(redis: Redis, keys: Keys):

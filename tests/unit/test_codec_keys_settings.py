@@ -14,7 +14,7 @@ LEGACY = ["img:translate:tasks", "img:translate:success", "img:translate:error",
 
 def test_envelope_round_trips() -> None:
     fields = envelope(encode_payload({"a": "é", "n": [1, 2]}), "rid-1", 3, 1700000000000)
-    as_map = dict(zip(fields[::2], fields[1::2], strict=True))
+    as_map = {k.encode(): v.encode() for k, v in zip(fields[::2], fields[1::2], strict=True)}
     assert decode(as_map) == ({"a": "é", "n": [1, 2]}, "rid-1", 3, 1700000000000)
 
 
@@ -40,7 +40,7 @@ def test_bad_entries_raise_decode_error(fields: dict[bytes, bytes], problem: str
 def test_keys_share_the_pipeline_hash_tag_and_never_equal_legacy_lists() -> None:
     keys = Keys("ms", "imgtr")
     made = [keys.stream("tasks"), keys.errors, keys.dlq("ocr"), keys.delayed("tasks"),
-            keys.heartbeat("ocr", "c1"), keys.status("r1"), keys.events, keys.dedup("r1")]
+            keys.heartbeat("ocr", "c1"), keys.status(7), keys.events, keys.dedup("r1")]
     assert all(k.startswith("ms:{imgtr}:") for k in made)
     assert not set(made) & set(LEGACY)
     with pytest.raises(ConfigError, match="collides with legacy"):

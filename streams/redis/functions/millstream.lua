@@ -3,17 +3,58 @@
 -- consumer acts on an entry it may no longer own. All keys are declared in
 -- KEYS and share the pipeline's hash tag, so they also run on Redis Cluster.
 
-local function status_and_event(status_key, events, maxlen, rid, stage, state, entry, now, ttl)
-  if status_key then
-    local value = cjson.encode({stage = stage, state = state, entry = entry, at = tonumber(now)})
-    redis.call('SET', status_key, value, 'PX', ttl)
+-- Status records live in time-bucketed hashes (field: request id, value: the
+-- task's last transition as JSON): one HSET per batch instead of one SET per
+-- task. A bucket spans status_ttl/8 and expires status_ttl after its end, so
+-- a lookup (streams.tasks) reads at most 9 buckets, newest first.
+-- Events: one entry per batch, field `t` listing [request_id, state, entry] of
+-- every transition in it, in order. Stage names, states and entry ids need no
+-- JSON escaping (stage names are checked by Keys).
+local function record(status_prefix, events, maxlen, stage, now, ttl, done)
+  if #done == 0 then return end
+  local span = math.floor(ttl / 8)
+  local bucket = math.floor(now / span)
+  local status_key = status_prefix .. string.format('%.0f', bucket)
+  local fields, head = {}, '{"stage":"' .. stage .. '","state":"'
+  for i, d in ipairs(done) do
+    fields[2 * i - 1] = d[1]
+    fields[2 * i] = head .. d[2] .. '","entry":"' .. d[3] .. '","at":' .. now .. '}'
   end
-  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
-             'rid', rid, 'stage', stage, 'state', state, 'entry', entry, 'at', now)
+  for i = 1, #fields, 1000 do
+    redis.call('HSET', status_key, unpack(fields, i, math.min(i + 999, #fields)))
+  end
+  redis.call('PEXPIREAT', status_key, string.format('%.0f', (bucket + 1) * span + ttl))
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'stage', stage, 'at', now, 't', cjson.encode(done))
 end
 
 local function owned(src, group, consumer, id)
   return #redis.call('XPENDING', src, group, id, id, 1, consumer) == 1
+end
+
+local function parse_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_less(a, b)
+  local ams, aseq = parse_id(a)
+  local bms, bseq = parse_id(b)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+
+-- The ids among `ids` pending for `consumer`, as a set: one XPENDING over
+-- their range instead of one per id. `limit` bounds what the range can hold.
+local function owned_set(src, group, consumer, ids, limit)
+  local low, high = ids[1], ids[1]
+  for _, id in ipairs(ids) do
+    if id_less(id, low) then low = id end
+    if id_less(high, id) then high = id end
+  end
+  local set = {}
+  for _, p in ipairs(redis.call('XPENDING', src, group, low, high, limit, consumer)) do
+    set[p[1]] = true
+  end
+  return set
 end
 
 local function ack(src, group, ids)
@@ -23,66 +64,67 @@ local function ack(src, group, ids)
 end
 
 -- ms_commit: KEYS = source, events, targets...
--- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, n, then per entry:
---   entry_id, request_id, state, status_key_index (0: none), n_ops, ops...
---   op 'x': key_index, n_values, values... (XADD key * values)
---   op 'z': key_index, score, member      (ZADD key score member)
+-- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, status_prefix, batch,
+--        limit (at least how many entries this consumer can hold)
+-- batch (JSON): [[entry_id, request_id, state, ops], ...] with ops
+--   ['x', key_index, [values...]]   XADD key * values...
+--   ['z', key_index, score, member] ZADD key score member
+-- Status buckets are status_prefix .. bucket number: they share the pipeline's
+-- hash tag with KEYS, so they live in the same cluster slot.
 -- Returns one integer per entry: 1 committed, 0 fenced (no longer ours: skipped).
 local function commit(keys, args)
   local src, events = keys[1], keys[2]
   local group, consumer, now, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5], args[6]
-  local n, pos, results, acked = tonumber(args[7]), 8, {}, {}
-  for i = 1, n do
-    local id, rid, state = args[pos], args[pos + 1], args[pos + 2]
-    local status_index, n_ops = tonumber(args[pos + 3]), tonumber(args[pos + 4])
-    pos = pos + 5
-    local mine = owned(src, group, consumer, id)
-    for _ = 1, n_ops do
-      local kind, key = args[pos], keys[tonumber(args[pos + 1])]
-      if kind == 'x' then
-        local n_values = tonumber(args[pos + 2])
-        if mine then redis.call('XADD', key, '*', unpack(args, pos + 3, pos + 2 + n_values)) end
-        pos = pos + 3 + n_values
-      else
-        if mine then redis.call('ZADD', key, args[pos + 2], args[pos + 3]) end
-        pos = pos + 4
+  local status_prefix, batch = args[7], cjson.decode(args[8])
+  local ids = {}
+  for i, entry in ipairs(batch) do ids[i] = entry[1] end
+  local mine = owned_set(src, group, consumer, ids, args[9])
+  local results, acked, done = {}, {}, {}
+  for i, entry in ipairs(batch) do
+    local id, rid, state = entry[1], entry[2], entry[3]
+    if mine[id] then
+      for _, op in ipairs(entry[4]) do
+        if op[1] == 'x' then
+          redis.call('XADD', keys[op[2]], '*', unpack(op[3]))
+        else
+          redis.call('ZADD', keys[op[2]], op[3], op[4])
+        end
       end
-    end
-    if mine then
       acked[#acked + 1] = id
-      local status_key = status_index > 0 and keys[status_index] or nil
-      status_and_event(status_key, events, maxlen, rid, stage, state, id, now, ttl)
+      done[#done + 1] = {rid, state, id}
       results[i] = 1
     else
       results[i] = 0
     end
   end
   ack(src, group, acked)
+  record(status_prefix, events, maxlen, stage, now, ttl, done)
   return results
 end
 
--- ms_publish: KEYS = stream, events, then per item: dedup key, status key
--- ARGV = now_ms, window_ms, status_ttl_ms, events_maxlen, stage, n, then per item:
+-- ms_publish: KEYS = stream, events, then one dedup key per item
+-- ARGV = now_ms, window_ms, status_ttl_ms, events_maxlen, stage, status_prefix, n, then per item:
 --   request_id, dedup (0/1), n_values, values...
 -- Returns the entry id per item: the first entry's id for a repeated request_id.
 local function publish(keys, args)
   local stream, events = keys[1], keys[2]
-  local now, window, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5]
-  local n, pos, ids = tonumber(args[6]), 7, {}
+  local now, window, ttl, maxlen, stage, status_prefix = args[1], args[2], args[3], args[4], args[5], args[6]
+  local n, pos, ids, done = tonumber(args[7]), 8, {}, {}
   for i = 1, n do
     local rid, dedup, n_values = args[pos], args[pos + 1], tonumber(args[pos + 2])
-    local dedup_key, status_key = keys[1 + 2 * i], keys[2 + 2 * i]
+    local dedup_key = keys[2 + i]
     local existing = dedup == '1' and redis.call('GET', dedup_key) or false
     if existing then
       ids[i] = existing
     else
       local id = redis.call('XADD', stream, '*', unpack(args, pos + 3, pos + 2 + n_values))
       if dedup == '1' then redis.call('SET', dedup_key, id, 'PX', window) end
-      status_and_event(status_key, events, maxlen, rid, stage, 'queued', id, now, ttl)
+      done[#done + 1] = {rid, 'queued', id}
       ids[i] = id
     end
     pos = pos + 3 + n_values
   end
+  record(status_prefix, events, maxlen, stage, now, ttl, done)
   return ids
 end
 
@@ -164,17 +206,6 @@ local function renew(keys, args)
   end
   if #ids == 0 then return {} end
   return redis.call('XCLAIM', src, group, me, 0, unpack(ids), 'JUSTID')
-end
-
-local function parse_id(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-
-local function id_less(a, b)
-  local ams, aseq = parse_id(a)
-  local bms, bseq = parse_id(b)
-  return ams < bms or (ams == bms and aseq < bseq)
 end
 
 local function next_id(id)

@@ -1,0 +1,191 @@
+"""``millstream bench core``: a no-op 3-stage pipeline against a raw redis-py loop.
+
+Both run one process per stage on the same (embedded, unless --redis-url)
+redis-server, fed the same pre-encoded envelopes. Throughput is end-to-end
+messages per second through all three stages. Then the pipeline runs paced at
+half its maximum rate, and per-stage latency is read from entry IDs (the
+millisecond each entry was added to its stream). Last line:
+``pipeline_msgs_per_s=<float> baseline_msgs_per_s=<float> ratio=<float>``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import redis
+import typer
+
+from streams.codec import encode_payload, envelope
+from streams.keys import Keys
+from streams.message import Message, Outgoing
+from streams.pipeline import Pipeline
+from streams.redis.server import EmbeddedRedis
+from streams.settings import Settings
+from streams.stage import Stage
+
+STAGES = ("s1", "s2", "s3")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _noop(message: Message) -> list[Outgoing]:
+    return [Outgoing(message.payload)]
+
+
+def noop_pipeline(settings: Settings) -> Pipeline:
+    """Three no-op stages: in → a → b → out."""
+    streams = ["in", "a", "b", "out"]
+    return Pipeline(os.environ["MSBENCH_PIPELINE"], [
+        Stage(name, streams[i], _noop, sinks=[streams[i + 1]], batch_size=500, max_in_flight=1000)
+        for i, name in enumerate(STAGES)
+    ])
+
+
+def _spawn(kind: str, url: str, keys: Keys) -> list[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILLSTREAM_")}
+    env.update(PYTHONPATH=str(ROOT), MSBENCH_PIPELINE=keys.pipeline, MILLSTREAM_REDIS_URL=url,
+               MILLSTREAM_NAMESPACE=keys.namespace, MILLSTREAM_METRICS_PORT="0",
+               MILLSTREAM_TRIM_INTERVAL="3600", MILLSTREAM_LOG_LEVEL="WARNING")
+    streams = ["in", "a", "b", "out"]
+    commands = [
+        [sys.executable, "-m", "streams", "worker", "bench.core:noop_pipeline", "--stage", name]
+        if kind == "pipeline" else
+        [sys.executable, "-m", "bench.rawloop", url,
+         keys.stream(streams[i]), keys.stream(streams[i + 1]), name]
+        for i, name in enumerate(STAGES)
+    ]
+    return [subprocess.Popen(c, cwd=ROOT, env=env) for c in commands]
+
+
+def _wait_ready(client: redis.Redis, keys: Keys) -> None:
+    streams = ["in", "a", "b"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if all(client.xinfo_groups(keys.stream(s)) for s in streams):
+                time.sleep(0.5)  # let every reader reach its blocking read
+                return
+        except redis.ResponseError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("bench: stage processes did not start within 30 s")
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for p in processes:
+        p.send_signal(signal.SIGTERM)
+    for p in processes:
+        p.wait(30)
+
+
+def _entries(count: int, start: int = 0) -> list[list[bytes]]:
+    now = int(time.time() * 1000)
+    return [envelope(encode_payload({"n": i, "body": "x" * 64}), f"b{i}", 1, now)
+            for i in range(start, start + count)]
+
+
+def _insert(client: redis.Redis, key: str, batch: list[list[bytes]]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for fields in batch:
+        pipe.xadd(key, dict(zip(fields[::2], fields[1::2], strict=True)))
+    pipe.execute()
+
+
+def _throughput(kind: str, url: str, messages: int) -> float:
+    keys = Keys("bench", f"{kind}-{uuid.uuid4().hex[:8]}")
+    client = redis.Redis.from_url(url)
+    processes = _spawn(kind, url, keys)
+    try:
+        _wait_ready(client, keys)
+        payloads = _entries(messages)
+        started = time.perf_counter()
+        for i in range(0, messages, 1000):
+            _insert(client, keys.stream("in"), payloads[i:i + 1000])
+        while client.xlen(keys.stream("out")) < messages:
+            time.sleep(0.005)
+        return messages / (time.perf_counter() - started)
+    finally:
+        _stop(processes)
+        client.close()
+
+
+def _ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
+
+
+def _latencies(url: str, rate: float, seconds: float) -> dict[str, list[int]]:
+    """Per-stage latencies (ms) of the pipeline fed at ``rate`` messages/s."""
+    keys = Keys("bench", f"paced-{uuid.uuid4().hex[:8]}")
+    client = redis.Redis.from_url(url)
+    processes = _spawn("pipeline", url, keys)
+    total = int(rate * seconds)
+    try:
+        _wait_ready(client, keys)
+        tick, sent, started = 0.005, 0, time.perf_counter()
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1)
+            if due > sent:
+                _insert(client, keys.stream("in"), _entries(due - sent, sent))
+                sent = due
+            time.sleep(tick)
+        while client.xlen(keys.stream("out")) < total:
+            time.sleep(0.01)
+        added = {s: {f[b"rid"]: _ms(i) for i, f in client.xrange(keys.stream(s))}
+                 for s in ("in", "a", "b", "out")}
+    finally:
+        _stop(processes)
+        client.close()
+    hops = [("in", "a"), ("a", "b"), ("b", "out")]
+    result = {name: [added[dst][r] - added[src][r] for r in added["in"]]
+              for name, (src, dst) in zip(STAGES, hops, strict=True)}
+    result["end_to_end"] = [added["out"][r] - added["in"][r] for r in added["in"]]
+    return result
+
+
+def _percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def run(messages: int, url: str, seconds: float, say: Callable[[str], None]) -> tuple[float, float]:
+    baseline = _throughput("raw", url, messages)
+    say(f"baseline (raw redis-py loop, 3 processes): {baseline:,.0f} msgs/s")
+    pipeline = _throughput("pipeline", url, messages)
+    say(f"pipeline (millstream, fenced transitions, 3 processes): {pipeline:,.0f} msgs/s")
+    rate = pipeline / 2
+    latencies = _latencies(url, rate, seconds)
+    for name, values in latencies.items():
+        say(f"latency at {rate:,.0f} msgs/s, {name}: p50={_percentile(values, 0.5):.0f} ms "
+            f"p99={_percentile(values, 0.99):.0f} ms max={max(values)} ms (n={len(values)})")
+    return pipeline, baseline
+
+
+def core(
+    messages: Annotated[int, typer.Option(help="Messages per throughput run")] = 20_000,
+    redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of an embedded one")] = None,
+    seconds: Annotated[float, typer.Option(help="Length of the paced latency run")] = 5.0,
+) -> None:
+    """No-op 3-stage pipeline vs a raw redis-py loop: throughput ratio and per-stage latency."""
+    with tempfile.TemporaryDirectory(prefix="millstream-bench-") as tmp:
+        server = None if redis_url else EmbeddedRedis(Path(tmp) / "redis")
+        try:
+            url = redis_url or server.url  # type: ignore[union-attr]
+            typer.echo(f"bench core: {messages} messages, redis {url}, {os.cpu_count()} CPUs")
+            pipeline, baseline = run(messages, url, seconds, typer.echo)
+        finally:
+            if server:
+                server.stop()
+    typer.echo(f"pipeline_msgs_per_s={pipeline:.1f} baseline_msgs_per_s={baseline:.1f} "
+               f"ratio={pipeline / baseline:.3f}")
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    bench.command("core")(core)

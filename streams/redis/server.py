@@ -1,0 +1,77 @@
+"""An embedded redis-server: started on a free loopback port with its data in a directory.
+
+Used by ``millstream up`` (with the append-only file on), by benchmarks and by
+tests. ``stop()`` terminates it and waits, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from streams.errors import TransportError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    def __init__(self, directory: Path, *, appendonly: bool = False, port: int = 0,
+                 binary: str = "redis-server") -> None:
+        path = shutil.which(binary)
+        if path is None:
+            raise TransportError(f"{binary} is not installed (scripts/setup.sh installs it)")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [path, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
+             "--save", "", "--appendonly", "yes" if appendonly else "no",
+             "--logfile", str(directory / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError as error:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        log = self.directory / "redis.log"
+                        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                        problem = f"redis-server did not start on port {self.port}:\n{tail}"
+                        raise TransportError(problem) from error
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()

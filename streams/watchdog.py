@@ -1,0 +1,66 @@
+"""Watchdog: handler timeouts without a timer per message.
+
+``asyncio.timeout`` arms and cancels a timer for every attempt, a visible cost
+when handlers take microseconds. Instead each worker task records the deadline
+of the attempt it runs; one periodic check cancels a task still inside an
+overdue attempt, and the worker turns that cancellation into a timeout. The
+attempt's sequence number guards against cancelling a later attempt, and
+``uncancel`` keeps the task's cancellation count right, as asyncio.timeout does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class _Slot:
+    __slots__ = ("deadline", "fired", "seq", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task, self.deadline, self.seq, self.fired = task, 0.0, 0, -1
+
+
+class Watchdog:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.interval = min(0.05, timeout / 10)
+        self._slots: dict[asyncio.Task[object], _Slot] = {}
+
+    async def run(self) -> None:
+        """Check running attempts every ``interval`` seconds; run it as a task."""
+        while True:
+            await asyncio.sleep(self.interval)
+            now = time.monotonic()
+            for slot in self._slots.values():
+                if slot.deadline and now > slot.deadline and slot.fired != slot.seq:
+                    slot.fired = slot.seq
+                    slot.task.cancel()
+
+    async def call(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``; raise TimeoutError if it runs past the timeout."""
+        task = asyncio.current_task()
+        assert task is not None
+        slot = self._slots.get(task) or self._slots.setdefault(task, _Slot(task))
+        slot.seq += 1
+        seq = slot.seq
+        slot.deadline = time.monotonic() + self.timeout
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if slot.fired == seq and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            slot.deadline = 0.0
+
+    @asynccontextmanager
+    async def worker(self) -> AsyncIterator[None]:
+        """Register the current task for the block (a worker loop)."""
+        yield
+        self._slots.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
