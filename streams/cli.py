@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import importlib
 import logging
+import sys
 from collections.abc import Callable, Coroutine
 from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar
@@ -46,7 +47,8 @@ def load_settings(**overrides: Any) -> Settings:
         settings = from_env()
         return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as error:
-        raise typer.BadParameter(str(error)) from None
+        typer.echo(f"millstream: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def load_factory(spec: str) -> Callable[[Settings], Pipeline]:
@@ -121,7 +123,8 @@ def status(
     elif not rows:
         typer.echo("no millstream streams found (is MILLSTREAM_REDIS_URL right?)")
     else:
-        Console().print(_status_table(rows))
+        # Piped output keeps every column instead of squeezing to 80 characters.
+        Console(width=None if sys.stdout.isatty() else 200).print(_status_table(rows))
 
 
 def _register_plugins() -> None:

@@ -1,0 +1,80 @@
+"""Lag, pending and dead-letter figures: sampled from Redis, shown by `millstream status`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+
+from streams import stats
+from streams.keys import Keys
+from streams.metrics import Metrics
+from streams.redis.consumer import GroupConsumer
+from streams.redis.publisher import Publisher
+from streams.settings import Settings
+from tests.support.workers import ROOT
+
+
+async def make_backlog(redis: Redis, keys: Keys) -> None:
+    """10 entries: 4 delivered (1 acked, 3 pending), 6 undelivered; 2 dead letters."""
+    await Publisher(redis, keys).publish_many("in", [({"n": i}, None) for i in range(10)])
+    group = GroupConsumer(redis, keys, "in", "work", "c1")
+    await group.ensure_group()
+    delivered = await group.read_new(4, 0)
+    await redis.xack(keys.stream("in"), "work", delivered[0].id)
+    await redis.set(keys.heartbeat("work", "c1"), int(time.time() * 1000), px=5000)
+    for n in range(2):
+        await redis.xadd(keys.dlq("work"), {"reason": f"r{n}"})
+
+
+async def test_sample_reports_lag_pending_consumers_and_dead_letters(redis: Redis, keys: Keys):
+    await make_backlog(redis, keys)
+    sampled = await stats.sample(redis, keys, "in")
+    assert (sampled.stream, sampled.length, sampled.delayed) == ("in", 10, 0)
+    [g] = sampled.groups
+    assert (g.group, g.lag, g.pending, g.consumers, g.live_consumers, g.dlq_length) == ("work", 6, 3, 1, 1, 2)
+    assert 0 <= g.lag_seconds < 5 and 0 <= g.oldest_pending_seconds < 5 and g.heartbeat_age_seconds < 5
+
+
+async def test_metrics_expose_the_sampled_figures(redis: Redis, keys: Keys):
+    await make_backlog(redis, keys)
+    registry = CollectorRegistry()
+    Metrics(registry).observe(keys.pipeline, await stats.sample(redis, keys, "in"))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    group = (("group", "work"), ("pipeline", keys.pipeline), ("stream", "in"))
+    assert samples[("millstream_group_lag_entries", group)] == 6
+    assert samples[("millstream_group_pending", group)] == 3
+    assert samples[("millstream_group_live_consumers", group)] == 1
+    assert samples[("millstream_dlq_length", (("pipeline", keys.pipeline), ("stage", "work")))] == 2
+
+
+async def test_status_command_prints_json_for_scripts(redis: Redis, keys: Keys, settings: Settings):
+    await make_backlog(redis, keys)
+    env = {**os.environ, "MILLSTREAM_REDIS_URL": settings.redis_url, "MILLSTREAM_NAMESPACE": "mst"}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "streams", "status", "--json"],
+                                   cwd=ROOT, env=env, capture_output=True, timeout=60, check=True)
+    report = orjson.loads(done.stdout)
+    [mine] = [s for s in report["streams"] if s["pipeline"] == keys.pipeline]
+    assert mine["length"] == 10 and mine["groups"][0]["lag"] == 6 and mine["groups"][0]["dlq_length"] == 2
+    table = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "streams", "status"],
+                                    cwd=ROOT, env=env, capture_output=True, timeout=60, check=True, text=True)
+    assert keys.pipeline in table.stdout and "oldest pending" in table.stdout
+
+
+def test_unknown_setting_stops_a_command_naming_the_variable():
+    env = {**os.environ, "MILLSTREAM_REDIS_URLL": "redis://x"}
+    done = subprocess.run([sys.executable, "-m", "streams", "status"], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60, text=True)
+    assert done.returncode != 0
+    assert "MILLSTREAM_REDIS_URLL: unknown setting; did you mean MILLSTREAM_REDIS_URL?" in done.stderr
