@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 import uvloop
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
@@ -81,8 +82,8 @@ def worker(
     pipeline = load_factory(factory)(settings)
     try:
         run_async(run(pipeline, settings, stage or ()))
-    except StreamsError as error:
-        raise SystemExit(f"millstream worker: {error}") from None
+    except (StreamsError, RedisError) as error:
+        raise SystemExit(f"millstream worker: {error} (MILLSTREAM_REDIS_URL={settings.redis_url})") from None
 
 
 async def _status(settings: Settings) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from streams.delivery import Delivery
 from streams.handling import Handling
@@ -95,8 +96,8 @@ class StageRunner:
             try:
                 batch = await self.group.read_new(min(room, self.stage.batch_size), READ_BLOCK_MS)
                 await self._hold(batch)
-            except (ConnectionError, OSError) as error:
-                log.warning("stage %s: read failed (%s); retrying", self.stage.name, error)
+            except (RedisError, OSError) as error:  # Redis restarting, loading, unreachable
+                log.warning("stage %s: read failed (%s); retrying in 1s", self.stage.name, error)
                 await asyncio.sleep(1)
             finally:
                 self._reading = False
