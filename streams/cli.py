@@ -9,6 +9,7 @@ never imports ``processors``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -84,6 +85,22 @@ def worker(
         run_async(run(pipeline, settings, stage or ()))
     except (StreamsError, RedisError) as error:
         raise SystemExit(f"millstream worker: {error} (MILLSTREAM_REDIS_URL={settings.redis_url})") from None
+
+
+@app.command()
+def exporter(
+    metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics")] = None,
+) -> None:
+    """Serve lag, pending and dead-letter gauges of every stream, with or without workers."""
+    from streams.exporter import run
+
+    settings = load_settings(metrics_port=metrics_port)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not settings.metrics_port:
+        raise typer.BadParameter("the exporter needs a port: MILLSTREAM_METRICS_PORT or --metrics-port")
+    with contextlib.suppress(KeyboardInterrupt):
+        run_async(run(settings))
 
 
 async def _status(settings: Settings) -> list[dict[str, Any]]:

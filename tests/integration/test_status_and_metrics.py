@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,6 +20,7 @@ from streams.metrics import Metrics
 from streams.redis.consumer import GroupConsumer
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
+from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
 
@@ -78,3 +80,36 @@ def test_unknown_setting_stops_a_command_naming_the_variable():
                           capture_output=True, timeout=60, text=True)
     assert done.returncode != 0
     assert "MILLSTREAM_REDIS_URLL: unknown setting; did you mean MILLSTREAM_REDIS_URL?" in done.stderr
+
+
+async def test_exporter_serves_group_figures_without_any_worker(redis: Redis, keys: Keys, settings: Settings):
+    await make_backlog(redis, keys)
+    port = free_port()
+    env = {**os.environ, "MILLSTREAM_REDIS_URL": settings.redis_url, "MILLSTREAM_NAMESPACE": "mst",
+           "MILLSTREAM_METRICS_PORT": str(port), "MILLSTREAM_STATS_INTERVAL": "0.2"}
+    process = subprocess.Popen([sys.executable, "-m", "streams", "exporter"], cwd=ROOT, env=env,  # noqa: ASYNC220 - Popen does not wait
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        text = await asyncio.to_thread(_scrape_until, port, f'pipeline="{keys.pipeline}"')
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+    samples = {(s.name, s.labels.get("pipeline"), s.labels.get("group")): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("millstream_group_lag_entries", keys.pipeline, "work")] == 6
+    assert samples[("millstream_group_live_consumers", keys.pipeline, "work")] == 1
+
+
+def _scrape_until(port: int, needle: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+            if needle in text:
+                return text
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"exporter on port {port} never reported {needle}")
+        time.sleep(0.1)

@@ -1,0 +1,47 @@
+"""The exporter: stream, group and dead-letter figures of every pipeline, for Prometheus.
+
+Workers report their own stages; lag must be visible also when no worker of
+a stage runs (that is when it matters), so this process samples every stream
+under the namespace, found with SCAN, and serves the gauges on its own port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from streams import stats
+from streams.metrics import Metrics
+from streams.redis.connection import connect
+from streams.settings import Settings
+from streams.worker import serve_metrics
+
+log = logging.getLogger("millstream.exporter")
+
+
+async def sample_all(settings: Settings, metrics: Metrics) -> int:
+    """Sample every stream once; return how many were found."""
+    redis = connect(settings)
+    try:
+        found = await stats.discover(redis, settings.namespace)
+        for keys, stream in found:
+            metrics.observe(keys.pipeline, await stats.sample(redis, keys, stream))
+    finally:
+        await redis.aclose()
+    return len(found)
+
+
+async def run(settings: Settings, registry: CollectorRegistry | None = None) -> None:
+    """Serve /metrics on ``settings.metrics_port`` and refresh every ``stats_interval`` seconds."""
+    registry = registry or CollectorRegistry()
+    metrics = Metrics(registry)
+    serve_metrics(settings, registry)
+    while True:
+        try:
+            count = await sample_all(settings, metrics)
+            log.debug("sampled %d streams", count)
+        except Exception as error:  # noqa: BLE001 - keep serving the last figures
+            log.warning("sampling failed: %s", error)
+        await asyncio.sleep(settings.stats_interval)
