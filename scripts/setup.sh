@@ -8,6 +8,9 @@ extras="${1:-dev,triton}"
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# Prometheus (with promtool) and Alertmanager for the alerting tests.
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 # A CJK font for rendering translated text and generating sample images.
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then
