@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import stats
+from streams.cli_dlq import app as dlq_app
 from streams.errors import ConfigError, StreamsError
 from streams.pipeline import Pipeline
 from streams.redis.connection import connect
@@ -34,6 +35,7 @@ from streams.settings import Settings, from_env
 app = typer.Typer(help="millstream: stream processing on Redis Streams.", no_args_is_help=True)
 bench_app = typer.Typer(help="Reproducible benchmarks that print their figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(dlq_app, name="dlq")
 T = TypeVar("T")
 
 

@@ -15,6 +15,7 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:status:<bucket>``         hash        request_id -> last transition (JSON); expires
 ``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
 ``ms:{imgtr}:dedup:<request_id>``      string      first entry id of a request_id, TTL = window
+``ms:{imgtr}:audit``                   stream      operator actions on dead letters (replay, purge)
 =====================================  ==========  ==========================================
 
 Consumer groups are named after the stage that reads the stream. Every key
@@ -84,6 +85,10 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
 
     def dedup(self, request_id: str) -> str:
         return f"{self.prefix}:dedup:{request_id}"

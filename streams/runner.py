@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from streams.deadletters import DeadLetters
 from streams.delivery import Delivery
 from streams.handling import Handling
 from streams.inbox import Inbox
@@ -58,6 +59,7 @@ class StageRunner:
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
         self.handling = Handling(stage, handler, self.outcomes, self.metrics)
         self._outbox = Outbox()
+        self.dead_letters = DeadLetters(redis, keys, settings)
         self._stop = asyncio.Event()
         self._reading = False
         self.started = asyncio.Event()
@@ -204,6 +206,7 @@ class StageRunner:
 
     async def _trim(self) -> None:
         await trim_acknowledged(self.redis, self.keys.stream(self.stage.source))
+        await self.dead_letters.apply_retention(self.stage.name)
 
     async def _heartbeat(self) -> None:
         key = self.keys.heartbeat(self.stage.group, self.settings.consumer)

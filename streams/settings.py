@@ -45,6 +45,9 @@ class Settings:
     events_maxlen: int = 100_000
     trim_interval: float = 30.0
     stats_interval: float = 5.0
+    dlq_max_age: float = 0.0
+    dlq_max_len: int = 0
+    operator: str = ""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -56,6 +59,11 @@ class Settings:
             raise ConfigError(variable("max_payload_bytes"), "must be >= 1")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(variable("metrics_port"), "must be a port number (0 turns it off)")
+        if self.dlq_max_age < 0 or self.dlq_max_len < 0:
+            raise ConfigError(variable("dlq_max_age"), "DLQ retention must be >= 0 (0 keeps everything)")
+        if not self.operator:
+            who = os.environ.get("SUDO_USER") or os.environ.get("USER") or os.environ.get("LOGNAME")
+            object.__setattr__(self, "operator", who or "unknown")
         if not self.consumer:
             object.__setattr__(self, "consumer", f"{os.uname().nodename}-{os.getpid()}")
 

@@ -231,7 +231,50 @@ local function trim(keys)
   return redis.call('XTRIM', src, 'MINID', floor)
 end
 
+-- ms_replay: KEYS = dlq, events, audit, then one target stream per entry
+-- ARGV = now_ms, status_ttl_ms, events_maxlen, status_prefix, audit_json, batch
+-- batch (JSON): [[dlq_id, request_id, [values...]], ...]: entry i goes to KEYS[3 + i].
+-- A dead letter is moved (XADD to its target, XDEL from the DLQ) only if it is
+-- still in the DLQ, so the same replay run twice, or by two operators at once,
+-- enqueues it once. Returns the dlq ids moved; the audit entry lists them.
+local function replay(keys, args)
+  local dlq, events, audit = keys[1], keys[2], keys[3]
+  local now, ttl, maxlen, status_prefix = args[1], args[2], args[3], args[4]
+  local moved, done = {}, {}
+  for i, entry in ipairs(cjson.decode(args[6])) do
+    local id = entry[1]
+    if #redis.call('XRANGE', dlq, id, id) == 1 then
+      local new_id = redis.call('XADD', keys[3 + i], '*', unpack(entry[3]))
+      redis.call('XDEL', dlq, id)
+      moved[#moved + 1] = id
+      done[#done + 1] = {entry[2], 'replayed', new_id}
+    end
+  end
+  if #moved > 0 then
+    record(status_prefix, events, maxlen, 'dlq', now, ttl, done)
+    redis.call('XADD', audit, '*', 'action', 'replay', 'at', now, 'detail', args[5],
+               'count', #moved, 'ids', cjson.encode(moved))
+  end
+  return moved
+end
+
+-- ms_purge: KEYS = dlq, audit; ARGV = now_ms, audit_json, ids...
+-- Deletes the dead letters still present; returns how many, with an audit entry.
+local function purge(keys, args)
+  local removed = {}
+  for i = 3, #args do
+    if redis.call('XDEL', keys[1], args[i]) == 1 then removed[#removed + 1] = args[i] end
+  end
+  if #removed > 0 then
+    redis.call('XADD', keys[2], '*', 'action', 'purge', 'at', args[1], 'detail', args[2],
+               'count', #removed, 'ids', cjson.encode(removed))
+  end
+  return #removed
+end
+
 redis.register_function('ms_commit', commit)
+redis.register_function('ms_replay', replay)
+redis.register_function('ms_purge', purge)
 redis.register_function('ms_publish', publish)
 redis.register_function('ms_promote', promote)
 redis.register_function('ms_claim_dead', claim_dead)
