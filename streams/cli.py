@@ -72,7 +72,7 @@ def load_factory(spec: str) -> Callable[[Settings], Pipeline]:
 @app.command()
 def worker(
     factory: Annotated[str, typer.Argument(help="Pipeline factory, as package.module:function")],
-    stage: Annotated[list[str] | None, typer.Option(help="Run only this stage (repeatable)")] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="Only this stage or bridge (repeatable)")] = None,
     consumer: Annotated[str | None, typer.Option(help="Consumer name (default host-pid)")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (0: off)")] = None,
 ) -> None:
@@ -85,6 +85,8 @@ def worker(
     pipeline = load_factory(factory)(settings)
     try:
         run_async(run(pipeline, settings, stage or ()))
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0])) from None
     except (StreamsError, RedisError) as error:
         raise SystemExit(f"millstream worker: {error} (MILLSTREAM_REDIS_URL={settings.redis_url})") from None
 
@@ -149,7 +151,12 @@ def status(
 
 def _register_plugins() -> None:
     for entry in entry_points(group="millstream.commands"):
-        entry.load()(app, bench_app)
+        try:
+            register = entry.load()
+        except Exception as error:  # noqa: BLE001 - a broken plugin must not take every command down
+            typer.echo(f"millstream: commands of {entry.value} unavailable: {error}", err=True)
+            continue
+        register(app, bench_app)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ functions which touch several of them run on Redis Cluster too. With namespace
 key                                    type        written by / meaning
 =====================================  ==========  ==========================================
 ``ms:{imgtr}:stream:<name>``           stream      producers and stages; consumer group per stage
-``ms:{imgtr}:errors``                  stream      error records (final failures, bad input)
+``ms:{imgtr}:stream:errors``           stream      error records (final failures, bad input)
 ``ms:{imgtr}:dlq:<stage>``             stream      dead letters of one stage, with provenance
 ``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
 ``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
@@ -33,6 +33,7 @@ from streams.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 LEGACY_PREFIXES = ("img:", "hosting:", "ocr:")
+ERRORS = "errors"
 
 
 def _checked(kind: str, value: str) -> str:
@@ -63,7 +64,8 @@ class Keys:
 
     @property
     def errors(self) -> str:
-        return f"{self.prefix}:errors"
+        """Error records: an ordinary stream (logical name "errors"), so stages can read it."""
+        return self.stream(ERRORS)
 
     def dlq(self, stage: str) -> str:
         return f"{self.prefix}:dlq:{_checked('stage', stage)}"

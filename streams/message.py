@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -27,12 +27,16 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A result to publish. ``stream`` None means every sink of the stage."""
+    """A result to publish. ``stream`` None means every sink of the stage.
+
+    ``list`` names a Redis list (an exact key, e.g. a legacy queue) to RPUSH
+    the payload's JSON onto instead, in the same atomic commit.
+    """
 
     payload: Mapping[str, Any]
     stream: str | None = None
     request_id: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    list: str | None = None
 
 
 Handler = Callable[[Message], Awaitable[Sequence[Outgoing]]]

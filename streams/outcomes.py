@@ -20,7 +20,7 @@ from streams.codec import Fields, encode_payload, envelope, printable
 from streams.delivery import Delivery
 from streams.keys import Keys
 from streams.message import Outgoing
-from streams.redis.transitions import Transition, Xadd, Zadd
+from streams.redis.transitions import Rpush, Transition, Xadd, Zadd
 from streams.stage import Stage
 
 ERROR_HISTORY = 5
@@ -43,9 +43,12 @@ class Outcomes:
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""
         assert d.message is not None
-        ops: list[Xadd | Zadd] = []
+        ops: list[Xadd | Zadd | Rpush] = []
         for out in outputs:
             data = encode_payload(out.payload, self.max_payload_bytes)
+            if out.list is not None:
+                ops.append(Rpush(out.list, data.decode()))
+                continue
             fields = envelope(data, out.request_id or d.request_id, 1, d.message.origin_ms)
             targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
             ops += [Xadd(key, fields) for key in targets]

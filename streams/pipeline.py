@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from streams.legacy import ListIngress
 from streams.message import Handler, Middleware
 from streams.stage import Stage
 
@@ -23,9 +24,10 @@ class Pipeline:
     name: str
     stages: Sequence[Stage]
     middleware: Sequence[Middleware] = field(default_factory=tuple)
+    bridges: Sequence[ListIngress] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        names = [stage.name for stage in self.stages]
+        names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]
         if len(set(names)) != len(names):
             raise ValueError(f"pipeline {self.name!r}: stage names must be unique, got {names}")
 
@@ -35,3 +37,13 @@ class Pipeline:
                 return stage
         known = ", ".join(s.name for s in self.stages)
         raise KeyError(f"pipeline {self.name!r} has no stage {name!r} (stages: {known})")
+
+    def parts(self, names: Sequence[str]) -> tuple[list[Stage], list[ListIngress]]:
+        """The stages and bridges called ``names`` (all of them when empty)."""
+        if not names:
+            return list(self.stages), list(self.bridges)
+        known = {s.name: s for s in self.stages} | {b.name: b for b in self.bridges}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise KeyError(f"pipeline {self.name!r} has no stage or bridge {missing}; known: {sorted(known)}")
+        return ([s for s in self.stages if s.name in names], [b for b in self.bridges if b.name in names])

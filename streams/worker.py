@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from streams import stats
 from streams.keys import Keys
+from streams.legacy import IngressRunner
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.redis import library
@@ -52,14 +53,17 @@ async def _stats_loop(redis: Redis, keys: Keys, streams: Sequence[str], metrics:
 async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str] = (),
               registry: CollectorRegistry | None = None) -> None:
     """Run the named stages (all by default) until SIGTERM/SIGINT."""
-    stages = [pipeline.stage(n) for n in stage_names] if stage_names else list(pipeline.stages)
+    stages, bridges = pipeline.parts(stage_names)
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
     serve_metrics(settings, registry)
     keys = Keys(settings.namespace, pipeline.name)
     redis = connect(settings)
     await library.load(redis)
-    runners = [StageRunner(redis, keys, s, settings, metrics, pipeline.middleware) for s in stages]
+    runners: list[StageRunner | IngressRunner] = [
+        StageRunner(redis, keys, s, settings, metrics, pipeline.middleware) for s in stages
+    ]
+    runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen) for b in bridges]
     def stop_all() -> None:
         for runner in runners:
             runner.stop()
@@ -67,8 +71,8 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_all)
-    log.info("consumer %s running stages %s of pipeline %s",
-             settings.consumer, ", ".join(s.name for s in stages), pipeline.name)
+    log.info("consumer %s running %s of pipeline %s", settings.consumer,
+             ", ".join([s.name for s in stages] + [b.name for b in bridges]), pipeline.name)
     try:
         async with asyncio.TaskGroup() as tg:
             sources = sorted({s.source for s in stages})

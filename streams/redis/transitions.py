@@ -37,11 +37,17 @@ class Zadd:
 
 
 @dataclass(frozen=True, slots=True)
+class Rpush:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     entry_id: str
     request_id: str
     state: str
-    ops: Sequence[Xadd | Zadd]
+    ops: Sequence[Xadd | Zadd | Rpush]
 
 
 class _KeyList:
@@ -61,9 +67,11 @@ class _KeyList:
         return found
 
 
-def _op(op: Xadd | Zadd, keys: _KeyList) -> list[object]:
+def _op(op: Xadd | Zadd | Rpush, keys: _KeyList) -> list[object]:
     if isinstance(op, Xadd):
         return ["x", keys.index(op.key), op.fields]
+    if isinstance(op, Rpush):
+        return ["l", keys.index(op.key), op.value]
     return ["z", keys.index(op.key), str(op.score), op.member]
 
 

@@ -35,3 +35,11 @@ def copier(settings: Settings) -> Pipeline:
         deadline=float(env.get("MSTEST_DEADLINE", "600")),
     )
     return Pipeline(env["MSTEST_PIPELINE"], [stage])
+
+
+def legacy_bridge(settings: Settings) -> Pipeline:
+    """Only the list ingress, from list MSTEST_LIST into stream "tasks"."""
+    from streams.legacy import ListIngress
+
+    return Pipeline(os.environ["MSTEST_PIPELINE"], [],
+                    bridges=[ListIngress("legacy-ingress", os.environ["MSTEST_LIST"], "tasks", batch=50)])

@@ -69,6 +69,7 @@ end
 -- batch (JSON): [[entry_id, request_id, state, ops], ...] with ops
 --   ['x', key_index, [values...]]   XADD key * values...
 --   ['z', key_index, score, member] ZADD key score member
+--   ['l', key_index, value]         RPUSH key value (a legacy list mirror)
 -- Status buckets are status_prefix .. bucket number: they share the pipeline's
 -- hash tag with KEYS, so they live in the same cluster slot.
 -- Returns one integer per entry: 1 committed, 0 fenced (no longer ours: skipped).
@@ -86,6 +87,8 @@ local function commit(keys, args)
       for _, op in ipairs(entry[4]) do
         if op[1] == 'x' then
           redis.call('XADD', keys[op[2]], '*', unpack(op[3]))
+        elseif op[1] == 'l' then
+          redis.call('RPUSH', keys[op[2]], op[3])
         else
           redis.call('ZADD', keys[op[2]], op[3], op[4])
         end
@@ -272,7 +275,71 @@ local function purge(keys, args)
   return #removed
 end
 
+-- Strict UTF-8 (no overlongs, no surrogates): cjson does not check, orjson does.
+local function valid_utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local len = (c < 0x80 and 1) or (c >= 0xC2 and c < 0xE0 and 2) or (c >= 0xE0 and c < 0xF0 and 3)
+                or (c >= 0xF0 and c < 0xF5 and 4) or 0
+    if len == 0 or i + len - 1 > n then return false end
+    local low, high = 0x80, 0xBF
+    if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F
+    elseif c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
+    for j = i + 1, i + len - 1 do
+      local b = string.byte(s, j)
+      if b < low or b > high then return false end
+      low, high = 0x80, 0xBF
+    end
+    i = i + len
+  end
+  return true
+end
+
+-- ms_ingress: KEYS = list, stream, events, errors
+-- ARGV = now_ms, count, status_ttl_ms, events_maxlen, status_prefix, stage
+-- Pops up to `count` legacy tasks from the head of the list (where BLPOP took
+-- them) and appends each to the stream in the same atomic call, so a crash of
+-- the bridge neither loses nor repeats a task. An item that is not a JSON
+-- object becomes an error record carrying the ids that could be read.
+local function ingress(keys, args)
+  local items = redis.call('LPOP', keys[1], args[2])
+  if not items then return 0 end
+  local now, stage, done = args[1], args[6], {}
+  local clock = redis.call('TIME')
+  for i, raw in ipairs(items) do
+    local utf8 = valid_utf8(raw)
+    local ok, task = false, 'it is not valid UTF-8'
+    if utf8 then ok, task = pcall(cjson.decode, raw) end
+    local rid_read = string.match(raw, '"request_id"%s*:%s*"([^"]*)"')
+    local rid = 'legacy-' .. clock[1] .. clock[2] .. '-' .. i
+    if ok and type(task) == 'table' and string.match(raw, '^%s*{') then
+      if type(task.request_id) == 'string' or type(task.request_id) == 'number' then
+        rid = tostring(task.request_id)
+      end
+      local id = redis.call('XADD', keys[2], '*', 'v', '1', 'd', raw, 'rid', rid, 'att', '1', 't0', now)
+      done[#done + 1] = {rid, 'queued', id}
+    else
+      local problem = ok and 'it is JSON but not an object' or tostring(task)
+      if not utf8 then raw = string.gsub(raw, '[\128-\255]', '?') end
+      local record = cjson.encode({
+        request_id = rid_read or cjson.null, error_message =
+          'malformed task in ' .. keys[1] .. ': ' .. problem ..
+          '; push a JSON object with request_id, image_url, image_id and is_long',
+        timestamp = math.floor(tonumber(now) / 1000), stage = stage, entry_id = cjson.null,
+        stream = keys[1], payload = {raw = raw, request_id = rid_read or cjson.null,
+          image_id = string.match(raw, '"image_id"%s*:%s*"([^"]*)"') or cjson.null}})
+      local id = redis.call('XADD', keys[4], '*', 'v', '1', 'd', record, 'rid', rid_read or rid,
+                            'att', '1', 't0', now)
+      done[#done + 1] = {rid_read or rid, 'failed', id}
+    end
+  end
+  record(args[5], keys[3], args[4], stage, now, args[3], done)
+  return #items
+end
+
 redis.register_function('ms_commit', commit)
+redis.register_function('ms_ingress', ingress)
 redis.register_function('ms_replay', replay)
 redis.register_function('ms_purge', purge)
 redis.register_function('ms_publish', publish)
