@@ -61,3 +61,12 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await library.load(client)
     yield client
     await client.aclose()
+
+
+def require_font(path: str) -> None:
+    """Skip locally but fail in CI when a font the set-up installs is missing."""
+    if not os.path.exists(path):
+        message = f"{path} is missing (scripts/setup.sh installs fonts-noto-cjk)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
