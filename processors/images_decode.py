@@ -1,0 +1,150 @@
+"""Bytes to RGB pixels: sniff the format by magic bytes, check the size, then decode.
+
+Order matters for safety: the format comes from the bytes (never from a
+Content-Type or file name), Pillow may only use that one plugin, and the pixel
+count is checked from the header before anything is decompressed, so a small
+file that claims 100k x 100k pixels costs nothing. Pillow's own
+``DecompressionBombError`` (at twice its ``MAX_IMAGE_PIXELS``) lands in the same
+error. Blocking and CPU-bound: callers run ``decode`` in a thread.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+from processors.images_errors import ImageTooManyPixels, NotAnImage, TruncatedImage
+
+# What Pillow and its plugins raise on bad data; anything else is a bug and propagates.
+_BAD_DATA = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+_ORIENTATION = 0x0112
+_WHITE = (255, 255, 255, 255)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DecodedImage:
+    """An image as RGB pixels, ``(height, width, 3)`` uint8, read-only (copy to draw on it)."""
+
+    pixels: npt.NDArray[np.uint8]
+    format: str  # "JPEG", "PNG", "WEBP", "GIF" or "BMP": what the bytes are, not what they claimed
+    byte_count: int  # size of the encoded image
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, in Pillow's order."""
+        return self.width, self.height
+
+
+def sniff(data: bytes) -> str | None:
+    """The Pillow format name the magic bytes announce, or None if none we accept."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    # "BM" alone is too weak a signature (text can start with it): also ask for a known DIB header.
+    if data[:2] == b"BM" and len(data) >= 18 and struct.unpack_from("<I", data, 14)[0] in _BMP_HEADER_SIZES:
+        return "BMP"
+    return None
+
+
+def describe(data: bytes, content_type: str | None = None) -> str:
+    """A hint at what non-image bytes are, for the error message."""
+    served = f", served as {content_type}" if content_type else ""
+    head = data[:1024].lstrip().lower()
+    if not data:
+        return f"it is empty{served}"
+    if head.startswith((b"<svg", b"<?xml")) and b"<svg" in head:
+        return f"it is an SVG image, which is not supported{served}"
+    if head.startswith(b"<"):
+        return f"it looks like an HTML or XML page{served}"
+    if head.startswith((b"{", b"[")):
+        return f"it looks like JSON{served}"
+    for magic, name in ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"%PDF", "PDF")):
+        if data.startswith(magic):
+            return f"it is a {name} file, which is not supported{served}"
+    if data[4:8] == b"ftyp":
+        return f"it is a HEIF/AVIF image, which is not supported{served}"
+    return f"it starts with bytes {data[:8].hex(' ')}{served}"
+
+
+def decode(
+    data: bytes, *, max_pixels: int, url: str = "<bytes>", content_type: str | None = None
+) -> DecodedImage:
+    """Decode ``data``; raises NotAnImage, ImageTooManyPixels or TruncatedImage (all permanent)."""
+    image_format = sniff(data)
+    if image_format is None:
+        raise NotAnImage(url, describe(data, content_type))
+    with _open(data, image_format, url, max_pixels) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooManyPixels(url, max_pixels, width * height, (width, height))
+        if width < 1 or height < 1:
+            raise TruncatedImage(url, image_format, f"its header says {width} x {height} pixels")
+        try:
+            image.load()
+            pixels = to_rgb(upright(image))
+        except Image.DecompressionBombError as error:  # a GIF or WebP frame larger than the canvas
+            raise TruncatedImage(url, image_format, str(error)) from None
+        except _BAD_DATA as error:
+            raise TruncatedImage(url, image_format, _detail(error)) from None
+    pixels.setflags(write=False)
+    return DecodedImage(pixels, image_format, len(data))
+
+
+def _open(data: bytes, image_format: str, url: str, max_pixels: int) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=[image_format])
+    except Image.DecompressionBombError as error:
+        # Pillow's own limit (twice its MAX_IMAGE_PIXELS) fires inside open(), before we see the
+        # size; its message still carries the pixel count.
+        counted = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageTooManyPixels(url, max_pixels, int(counted[1]) if counted else None) from None
+    except _BAD_DATA as error:
+        raise TruncatedImage(url, image_format, f"its header cannot be read: {_detail(error)}") from None
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation, so text is upright for OCR as a viewer would show it."""
+    try:
+        orientation = image.getexif().get(_ORIENTATION, 1)
+    except _BAD_DATA:
+        return image  # a broken EXIF block must not cost the image: keep it as stored
+    if orientation in range(2, 9):
+        return ImageOps.exif_transpose(image)
+    return image
+
+
+def to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """RGB uint8 pixels; transparency is laid over white (text stays readable), 16-bit scaled down."""
+    if image.mode.startswith("I"):
+        # Pillow clips 16-bit grey to 255 when converting; scale it instead.
+        grey = (np.asarray(image).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _detail(error: BaseException) -> str:
+    return str(error) or type(error).__name__
