@@ -1,0 +1,102 @@
+"""The ocr stage: fetch the task's image and detect its text with rapidocr-onnxruntime.
+
+Output: the task's fields plus ``ocr_result`` in the seed's form
+``[[[x, y] x 4], [text, confidence]]``. OCR runs in a thread pool (onnxruntime
+releases the GIL) so the event loop keeps reading and committing. Tall images
+are read in overlapping horizontal bands: the detector scales an image down to
+a bounded side, which would make the text of a 790 x 20000 page unreadable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from processors.images import ImageFetcher
+from processors.steps import Steps
+from processors.task import TranslateTask
+from streams.errors import PermanentError
+from streams.message import Message, Outgoing
+
+Box = list[Any]  # [[[x, y] x 4], [text, confidence]]
+BAND = 1280
+OVERLAP = 160
+
+
+class OcrFailed(PermanentError):
+    """The OCR engine could not read the image."""
+
+
+def bands(height: int, width: int) -> list[tuple[int, int]]:
+    """(top, bottom) of the bands to read; one band unless the image is tall."""
+    if height <= max(BAND, 2 * width):
+        return [(0, height)]
+    starts = range(0, height - OVERLAP, BAND - OVERLAP)
+    return [(top, min(height, top + BAND)) for top in starts]
+
+
+def keep(box: Box, top: int, bottom: int, height: int) -> bool:
+    """Of two overlapping bands, the upper one owns a box centred above the overlap's middle."""
+    centre = sum(p[1] for p in box[0]) / 4
+    upper_limit = bottom - OVERLAP / 2 if bottom < height else height
+    lower_limit = top + OVERLAP / 2 if top > 0 else 0
+    return lower_limit <= centre < upper_limit
+
+
+class OcrEngine:
+    """rapidocr-onnxruntime, one engine per worker thread (imported on first use)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ocr")
+        self._local = threading.local()
+
+    def _engine(self) -> Any:
+        if not hasattr(self._local, "engine"):
+            from rapidocr_onnxruntime import RapidOCR
+
+            self._local.engine = RapidOCR()
+        return self._local.engine
+
+    def read_sync(self, rgb: np.ndarray) -> list[Box]:
+        height, width = rgb.shape[:2]
+        found: list[Box] = []
+        for top, bottom in bands(height, width):
+            bgr = np.ascontiguousarray(rgb[top:bottom, :, ::-1])
+            result, _ = self._engine()(bgr)
+            for points, text, score in result or []:
+                box = [[[float(x), float(y) + top] for x, y in points], [str(text), float(score)]]
+                if keep(box, top, bottom, height):
+                    found.append(box)
+        return found
+
+    async def read(self, rgb: np.ndarray) -> list[Box]:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.read_sync, rgb)
+        except Exception as error:
+            raise OcrFailed(f"OCR failed on this image: {error}") from error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class OcrProcessor:
+    """Detect text in one task's image; emit the task with its OCR result."""
+
+    def __init__(self, images: ImageFetcher, engine: OcrEngine, steps: Steps,
+                 mirror_lists: Sequence[str] = ()) -> None:
+        self._images, self._engine, self._steps = images, engine, steps
+        self._mirrors = tuple(mirror_lists)
+
+    async def __call__(self, message: Message) -> list[Outgoing]:
+        task = TranslateTask.from_payload(message.payload)
+        async with self._steps.time("fetch"):
+            image = await self._images.fetch(task.image_url)
+        async with self._steps.time("ocr"):
+            boxes = await self._engine.read(image.pixels)
+        result = {**task.as_payload(), "ocr_result": boxes}
+        return [Outgoing(result), *(Outgoing(result, list=key) for key in self._mirrors)]

@@ -1,0 +1,41 @@
+"""The image-translation task of seed 000, validated with errors a producer can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from streams.errors import InvalidPayload
+
+FIELDS: dict[str, type] = {"request_id": str, "image_url": str, "image_id": str, "is_long": bool}
+SHAPE = "{request_id: string, image_url: string, image_id: string, is_long: boolean}"
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", str: "string", int: "number", float: "number", list: "array",
+            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TranslateTask:
+    request_id: str
+    image_url: str
+    image_id: str
+    is_long: bool
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> TranslateTask:
+        """Raise InvalidPayload naming every missing or mistyped field."""
+        problems = []
+        for name, kind in FIELDS.items():
+            if name not in payload:
+                problems.append(f"missing field '{name}'")
+            elif type(payload[name]) is not kind:
+                problems.append(f"field '{name}' must be a {_kind(kind())}, got {_kind(payload[name])}")
+        if problems:
+            raise InvalidPayload(f"invalid task: {'; '.join(problems)}; a task is {SHAPE}")
+        return cls(**{name: payload[name] for name in FIELDS})
+
+    def as_payload(self) -> dict[str, Any]:
+        return asdict(self)
