@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Create or reuse .venv/ and install what millstream needs: Python packages into
 # the venv, and redis-server (Redis >= 7) through apt-get when missing and root.
-# Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,triton)
+# Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,pipeline,triton)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-dev,triton}"
+extras="${1:-dev,pipeline,triton}"
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)

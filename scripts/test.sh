@@ -2,7 +2,7 @@
 # Set up (scripts/setup.sh) and run the whole check: ruff, mypy --strict, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev,triton
+bash scripts/setup.sh dev,pipeline,triton
 .venv/bin/ruff check streams processors tests bench examples
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"

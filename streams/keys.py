@@ -16,6 +16,7 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
 ``ms:{imgtr}:dedup:<request_id>``      string      first entry id of a request_id, TTL = window
 ``ms:{imgtr}:audit``                   stream      operator actions on dead letters (replay, purge)
+``ms:{imgtr}:ratelimit:<name>``        string      a shared rate limit's state (streams.ratelimit)
 =====================================  ==========  ==========================================
 
 Consumer groups are named after the stage that reads the stream. Every key
@@ -87,6 +88,9 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+    def ratelimit(self, name: str) -> str:
+        return f"{self.prefix}:ratelimit:{_checked('rate limit', name)}"
 
     @property
     def audit(self) -> str:
