@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from streams.legacy import ListIngress
@@ -19,12 +19,17 @@ def chain(handler: Handler, middleware: Sequence[Middleware]) -> Handler:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """``name`` is the hash tag of every key of the pipeline (see streams.keys)."""
+    """``name`` is the hash tag of every key of the pipeline (see streams.keys).
+
+    ``on_stop`` closes what the factory opened (HTTP sessions, thread pools):
+    the worker awaits each after its stages have stopped.
+    """
 
     name: str
     stages: Sequence[Stage]
     middleware: Sequence[Middleware] = field(default_factory=tuple)
     bridges: Sequence[ListIngress] = field(default_factory=tuple)
+    on_stop: Sequence[Callable[[], Awaitable[object]]] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]

@@ -80,5 +80,10 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
             await asyncio.gather(*(r.run() for r in runners))
             sampler.cancel()
     finally:
+        for close in pipeline.on_stop:
+            try:
+                await close()
+            except Exception as error:  # noqa: BLE001 - one failing close must not skip the others
+                log.warning("closing %s failed: %s", close, error)
         await redis.aclose()
     log.info("consumer %s stopped cleanly", settings.consumer)
