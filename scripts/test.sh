@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev,pipeline,triton
-.venv/bin/ruff check streams processors tests bench examples
+.venv/bin/ruff check streams processors tests bench examples deploy
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"

@@ -36,10 +36,12 @@ class Handling:
     def screen(self, d: Delivery) -> Transition | None:
         """The transition of an entry that must not reach the processor, else None."""
         if d.message is None:
+            self.metrics.errors.inc()
             return self.outcomes.error(d, f"undecodable entry {d.id}: {d.problem}")
         if d.deliveries > self.stage.crash_limit:
             reason = (f"crash loop: delivered {d.deliveries} times and every consumer holding it "
                       f"died or stalled (crash_limit {self.stage.crash_limit})")
+            self.metrics.dead_lettered.inc()
             return self.outcomes.dead_letter(d, reason, reason)
         return None
 

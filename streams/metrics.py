@@ -33,6 +33,7 @@ class StageMetrics:
     in_flight: Any
     claimed_dead: Any
     claimed_stale: Any
+    deadline: Any
 
 
 class Metrics:
@@ -58,6 +59,7 @@ class Metrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        self.deadline = gauge("stage_deadline_seconds", "How long a live consumer may hold an entry.", _STAGE)
         self.in_flight = gauge("stage_in_flight", "Entries held: read, not yet committed.", _STAGE)
         self.length = gauge("stream_length", "Entries in the stream.", ["pipeline", "stream"])
         self.delayed = gauge("stream_delayed", "Retries waiting in the delayed set.", ["pipeline", "stream"])
@@ -85,6 +87,7 @@ class Metrics:
             in_flight=self.in_flight.labels(*labels),
             claimed_dead=self.claimed.labels(*labels, "dead_consumer"),
             claimed_stale=self.claimed.labels(*labels, "deadline"),
+            deadline=self.deadline.labels(*labels),
         )
 
     def observe(self, pipeline: str, stats: StreamStats) -> None:

@@ -38,6 +38,7 @@ from streams.redis.maintenance import promote_due, trim_acknowledged
 from streams.redis.transitions import Committer, Transition
 from streams.settings import Settings
 from streams.stage import Stage
+from streams.timing import pause
 
 log = logging.getLogger("millstream.runner")
 READ_BLOCK_MS = 500
@@ -61,6 +62,7 @@ class StageRunner:
         self._outbox = Outbox()
         self.dead_letters = DeadLetters(redis, keys, settings)
         self._stop = asyncio.Event()
+        self._halt = asyncio.Event()  # ends the upkeep loops once everything is committed
         self._reading = False
         self.started = asyncio.Event()
 
@@ -70,18 +72,22 @@ class StageRunner:
 
     async def run(self) -> None:
         await self.group.ensure_group()
+        self.metrics.deadline.set(self.stage.deadline)
         await self._heartbeat()
         async with asyncio.TaskGroup() as tg:
             upkeep = [tg.create_task(self._every(i, f)) for i, f in self._upkeep_jobs()]
             committer = tg.create_task(self._commit_loop())
-            upkeep.append(tg.create_task(self.handling.watchdog.run()))
+            watchdog = tg.create_task(self.handling.watchdog.run())
             workers = [tg.create_task(self._work()) for _ in range(self.stage.concurrency)]
             reader = tg.create_task(self._read())
             self.started.set()
             await self._stop.wait()
             await self._shutdown(reader, workers)
             await self._outbox.drained()
-            for task in [*upkeep, committer]:
+            # Not cancel(): a cancellation can be lost inside a Redis call and leave a loop running.
+            self._halt.set()
+            _, stuck = await asyncio.wait(upkeep, timeout=10)
+            for task in [*stuck, committer, watchdog]:  # these two only wait on in-process events
                 task.cancel()
         await self.redis.delete(self.keys.heartbeat(self.stage.group, self.settings.consumer))
 
@@ -194,8 +200,7 @@ class StageRunner:
         ]
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            await asyncio.sleep(interval)
+        while not await pause(self._halt, interval):
             try:
                 await job()
             except Exception as error:  # noqa: BLE001 - upkeep must outlive Redis hiccups

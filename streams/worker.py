@@ -23,6 +23,7 @@ from streams.redis import library
 from streams.redis.connection import connect
 from streams.runner import StageRunner
 from streams.settings import Settings
+from streams.timing import pause
 
 log = logging.getLogger("millstream.worker")
 
@@ -40,14 +41,15 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry) -> None:
 
 
 async def _stats_loop(redis: Redis, keys: Keys, streams: Sequence[str], metrics: Metrics,
-                      interval: float) -> None:
+                      interval: float, stop: asyncio.Event) -> None:
     while True:
         for stream in streams:
             try:
                 metrics.observe(keys.pipeline, await stats.sample(redis, keys, stream))
             except Exception as error:  # noqa: BLE001 - a missed sample is not fatal
                 log.warning("stats of %s failed: %s", stream, error)
-        await asyncio.sleep(interval)
+        if await pause(stop, interval):
+            return
 
 
 async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str] = (),
@@ -76,9 +78,10 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     try:
         async with asyncio.TaskGroup() as tg:
             sources = sorted({s.source for s in stages})
-            sampler = tg.create_task(_stats_loop(redis, keys, sources, metrics, settings.stats_interval))
+            done = asyncio.Event()
+            tg.create_task(_stats_loop(redis, keys, sources, metrics, settings.stats_interval, done))
             await asyncio.gather(*(r.run() for r in runners))
-            sampler.cancel()
+            done.set()  # not cancel(): a cancellation can be lost inside a Redis call
     finally:
         for close in pipeline.on_stop:
             try:

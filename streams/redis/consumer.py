@@ -33,12 +33,17 @@ class GroupConsumer:
         return self.keys.stream(self.stream)
 
     async def ensure_group(self) -> None:
-        """Create the group at the stream's start (entries published before it count)."""
+        """Create the group at the stream's start (entries published before it count), and join it.
+
+        Joining explicitly makes an idle consumer visible (XREADGROUP on an empty
+        stream does not register it on Redis 7.0).
+        """
         try:
             await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+        await self.redis.xgroup_createconsumer(self.key, self.group, self.consumer)
 
     async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
         """Up to ``count`` never-delivered entries, waiting at most ``block_ms``."""

@@ -99,3 +99,20 @@ def test_sigterm_under_load_exits_within_grace_and_hands_back_at_once(
     rids = set(handed_back)
     assert all(o["by"] == "b" for o in out if f"r{o['n']}" in rids)
     assert b.metric("millstream_stage_claimed_total") == 0, "handed back, not claimed after a timeout"
+
+
+def test_an_idle_worker_is_a_live_consumer_and_stops_promptly(start_worker, client, keys):
+    worker = start_worker("idle")
+    wait_until(lambda: pending_of(client, keys, "idle") == 0 and _consumers(client, keys) == ["idle"], timeout=30)
+    time.sleep(1.0)  # several stats samples ran: stopping must not hang on them
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 0
+    assert time.monotonic() - started < 3
+
+
+def _consumers(client: sync_redis.Redis, keys: Keys) -> list[str]:
+    try:
+        return [c["name"].decode() for c in client.xinfo_consumers(keys.stream("in"), "copy")]
+    except sync_redis.ResponseError:
+        return []

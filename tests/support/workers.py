@@ -26,7 +26,7 @@ class WorkerProcess:
             MILLSTREAM_NAMESPACE="mst", MILLSTREAM_CONSUMER=consumer,
             MILLSTREAM_METRICS_PORT=str(self.metrics_port), MILLSTREAM_METRICS_HOST="127.0.0.1",
             MILLSTREAM_HEARTBEAT_TTL="1", MILLSTREAM_CLAIM_INTERVAL="0.2",
-            MILLSTREAM_TRIM_INTERVAL="0.5", MILLSTREAM_SHUTDOWN_GRACE="5",
+            MILLSTREAM_TRIM_INTERVAL="0.5", MILLSTREAM_SHUTDOWN_GRACE="5", MILLSTREAM_STATS_INTERVAL="0.2",
         )
         environ.update(env)
         self._log = self.log_path.open("wb")
