@@ -94,9 +94,9 @@ class OcrProcessor:
 
     async def __call__(self, message: Message) -> list[Outgoing]:
         task = TranslateTask.from_payload(message.payload)
-        async with self._steps.time("fetch"):
+        async with self._steps.step("fetch"):
             image = await self._images.fetch(task.image_url)
-        async with self._steps.time("ocr"):
+        async with self._steps.step("ocr"):
             boxes = await self._engine.read(image.pixels)
         result = {**task.as_payload(), "ocr_result": boxes}
         return [Outgoing(result), *(Outgoing(result, list=key) for key in self._mirrors)]

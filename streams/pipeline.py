@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from streams.legacy import ListIngress
 from streams.message import Handler, Middleware
 from streams.stage import Stage
@@ -22,7 +24,8 @@ class Pipeline:
     """``name`` is the hash tag of every key of the pipeline (see streams.keys).
 
     ``on_stop`` closes what the factory opened (HTTP sessions, thread pools):
-    the worker awaits each after its stages have stopped.
+    the worker awaits each after its stages have stopped. ``registry`` holds the
+    processors' own metrics; the worker serves it with its own.
     """
 
     name: str
@@ -30,6 +33,7 @@ class Pipeline:
     middleware: Sequence[Middleware] = field(default_factory=tuple)
     bridges: Sequence[ListIngress] = field(default_factory=tuple)
     on_stop: Sequence[Callable[[], Awaitable[object]]] = field(default_factory=tuple)
+    registry: CollectorRegistry | None = None
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]

@@ -114,6 +114,11 @@ def load(cls: type[T], environ: Mapping[str, str]) -> T:
     return cls(**values)
 
 
+def section(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Settings section ``cls`` (registered by a package) from ``environ`` (default ``os.environ``)."""
+    return load(cls, os.environ if environ is None else environ)
+
+
 def registered_sections() -> list[type[Any]]:
     """Settings classes contributed by installed packages (``millstream.settings``)."""
     return [entry.load() for entry in entry_points(group="millstream.settings")]

@@ -56,7 +56,7 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
               registry: CollectorRegistry | None = None) -> None:
     """Run the named stages (all by default) until SIGTERM/SIGINT."""
     stages, bridges = pipeline.parts(stage_names)
-    registry = registry or CollectorRegistry()
+    registry = registry or pipeline.registry or CollectorRegistry()
     metrics = Metrics(registry)
     serve_metrics(settings, registry)
     keys = Keys(settings.namespace, pipeline.name)
