@@ -11,8 +11,10 @@
         RetryableError         transient: retried by the stage's policy
           ProcessingTimeout    the handler ran past the stage's timeout
           RateLimited          a shared rate limit has no slot soon enough (streams.ratelimit)
+          InferenceUnavailable Triton down, overloaded or past its deadline (processors)
         PermanentError         an error record at once, never retried
           InvalidPayload       the payload is not what the processor accepts
+          InferenceRejected    Triton refused the request: bad shape, model error (processors)
 
 Processors raise; they do not catch-and-log. Only the runner, where an
 exception becomes a Decision, catches broadly. An exception that is neither
