@@ -46,7 +46,7 @@ def display_url(url: str) -> str:
 class ImageUnreachable(RetryableError):
     def __init__(self, url: str, problem: str, status: int | None = None) -> None:
         self.url, self.problem, self.status = display_url(url), problem, status
-        super().__init__(f"could not fetch image {self.url}: {problem} (will be retried)")
+        super().__init__(f"could not fetch image {self.url}: {problem}")
 
 
 class ImageHttpError(PermanentError):

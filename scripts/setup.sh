@@ -11,6 +11,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 # Prometheus (with promtool) and Alertmanager for the alerting tests.
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+# OpenCV (needed by rapidocr) loads libGL and GLib even without a screen.
+[ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || need_apt+=(libgl1)
+ldconfig -p 2>/dev/null | grep -q libgthread-2.0 || need_apt+=(libglib2.0-0)
 # A CJK font for rendering translated text and generating sample images.
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -11,18 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from processors.circuit_breaker import BreakerPolicy, CircuitBreaker
 from processors.inference import InferenceConfig, InpaintClient
-from processors.triton_server import TritonDistribution, TritonNotInstalled, TritonOptions, TritonServer
-from tests.conftest import IN_CI
-
-
-def require_tritonserver() -> TritonDistribution:
-    """The bundled tritonserver; skip locally but fail in CI when it is missing."""
-    try:
-        return TritonDistribution.locate()
-    except TritonNotInstalled as error:
-        if IN_CI:
-            pytest.fail(str(error))
-        pytest.skip(str(error))
+from processors.triton_server import TritonDistribution, TritonOptions, TritonServer
+from tests.support.triton import require_tritonserver
 
 
 @pytest.fixture(scope="session")

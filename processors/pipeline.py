@@ -1,0 +1,94 @@
+"""The image-translation pipeline of seed 000: the composition root.
+
+::
+
+    img:translate:tasks --legacy-ingress--> tasks --ocr--> ocr --operate--> success
+                                                                 \\--> errors (every stage)
+    success --legacy-success--> img:translate:success (+ hosting:tasks)
+    errors  --legacy-error-->   img:translate:error   (errors of ingress, ocr, operate only)
+    success, errors --results, results-errors--> callback_url webhooks
+
+Run a stage: ``millstream worker processors.pipeline:build --stage operate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CollectorRegistry
+
+from processors.images import ImageFetcher, ImageSettings
+from processors.images_ssrf import AddressPolicy
+from processors.inference import InpaintClient
+from processors.inference_config import TritonSettings
+from processors.ocr import OcrEngine, OcrProcessor
+from processors.operate import OperateProcessor
+from processors.render import Renderer
+from processors.results import WebhookProcessor
+from processors.steps import Steps
+from processors.storage import LocalStore
+from processors.translate import TranslateSettings, build_translator
+from streams import legacy
+from streams.keys import Keys
+from streams.pipeline import Pipeline
+from streams.policy import RetryPolicy
+from streams.redis.connection import connect
+from streams.settings import Settings, section
+from streams.stage import Stage
+
+NAME = "imgtr"
+TASK_STAGES = ("legacy-ingress", "ocr", "operate")
+
+
+class LazyInpainter:
+    """The Triton client, connected (and both models checked ready) on first use."""
+
+    def __init__(self, client: InpaintClient) -> None:
+        self.client = client
+        self._started: asyncio.Task[None] | None = None
+
+    async def inpaint(self, image, mask, is_long):  # type: ignore[no-untyped-def]
+        if self._started is None or (self._started.done() and self._started.exception()):
+            self._started = asyncio.ensure_future(self.client.start())
+        await asyncio.shield(self._started)
+        return await self.client.inpaint(image, mask, is_long)
+
+
+def build(settings: Settings) -> Pipeline:
+    images_settings, legacy_settings = section(ImageSettings), section(legacy.LegacySettings)
+    translate_settings, triton_settings = section(TranslateSettings), section(TritonSettings)
+    keys, registry = Keys(settings.namespace, NAME), CollectorRegistry()
+    steps, redis = Steps(registry), connect(settings)
+    images = ImageFetcher(images_settings)
+    ocr_engine = OcrEngine()
+    inpaint = InpaintClient(triton_settings.client_config(), registry)
+    translator = build_translator(translate_settings, redis, registry,
+                                  ratelimit_key=keys.ratelimit("translate"))
+    store = LocalStore(images_settings.store_dir, images_settings.public_url or "http://127.0.0.1:8080")
+    webhooks = WebhookProcessor(AddressPolicy.parse(images_settings.fetch_allow_hosts))
+    operate = OperateProcessor(images, LazyInpainter(inpaint), translator, Renderer(), store, steps)
+    ocr_mirrors = [legacy.OCR_RESULTS] if legacy_settings.legacy_ocr_results else []
+    transient = RetryPolicy(base=1.0, factor=2.0, cap=60.0)
+    stages = [
+        Stage("ocr", "tasks", OcrProcessor(images, ocr_engine, steps, ocr_mirrors), sinks=["ocr"],
+              concurrency=4, max_in_flight=8, timeout=120, retry=transient),
+        Stage("operate", "ocr", operate, sinks=["success"], concurrency=64, max_in_flight=128,
+              timeout=max(180.0, translate_settings.call_budget + 120), retry=transient),
+        Stage("results", "success", webhooks, concurrency=32, timeout=30, retry=transient),
+        Stage("results-errors", "errors", webhooks, concurrency=32, timeout=30, retry=transient),
+    ]
+    if legacy_settings.legacy_success:
+        lists = [legacy.SUCCESS, *([legacy.HOSTING] if legacy_settings.legacy_hosting else [])]
+        stages.append(Stage("legacy-success", "success", legacy.mirror_success(lists), batch_size=200))
+    if legacy_settings.legacy_error:
+        stages.append(Stage("legacy-error", "errors", legacy.mirror_errors(legacy.ERROR, TASK_STAGES),
+                            batch_size=200))
+    ingress = legacy_settings.legacy_ingress
+    bridges = [legacy.ListIngress("legacy-ingress", legacy.TASKS, "tasks")] if ingress else []
+
+    async def close_ocr() -> None:
+        ocr_engine.close()
+
+    return Pipeline(NAME, stages, bridges=bridges, registry=registry, on_stop=[
+        images.aclose, translator.aclose, inpaint.close, webhooks.aclose, close_ocr, redis.aclose,
+    ])
