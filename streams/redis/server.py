@@ -16,6 +16,7 @@ from types import TracebackType
 import redis
 
 from streams.errors import TransportError
+from streams.processes import terminate
 
 
 def free_port() -> int:
@@ -62,13 +63,7 @@ class EmbeddedRedis:
             client.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def __enter__(self) -> EmbeddedRedis:
         return self

@@ -35,7 +35,8 @@ def test_kill_9_of_one_of_two_workers_loses_and_doubles_nothing(start_worker, cl
     publish(count)
     a = start_worker("a", MSTEST_DELAY="0.001", MSTEST_CONCURRENCY="16")
     b = start_worker("b", MSTEST_DELAY="0.001", MSTEST_CONCURRENCY="16")
-    wait_until(lambda: client.xlen(keys.stream("out")) >= 2000, timeout=60)
+    # kill a in the middle of its work: it has produced outputs and holds pending entries
+    wait_until(lambda: _processed(a) >= 200 and pending_of(client, keys, "a") > 0, timeout=60, every=0.01)
     a.kill()
     wait_until(lambda: client.xlen(keys.stream("out")) >= count, timeout=120)
     out = exactly_once(client, keys, count)
@@ -116,3 +117,10 @@ def _consumers(client: sync_redis.Redis, keys: Keys) -> list[str]:
         return [c["name"].decode() for c in client.xinfo_consumers(keys.stream("in"), "copy")]
     except sync_redis.ResponseError:
         return []
+
+
+def _processed(worker) -> float:
+    try:
+        return worker.metric("millstream_stage_processed_total")
+    except OSError:  # not serving metrics yet
+        return 0.0

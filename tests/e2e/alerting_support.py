@@ -27,6 +27,7 @@ from deploy import _yaml
 from deploy.alertmanager.config import Timing, config
 from deploy.render import rule_files
 from deploy.thresholds import Thresholds, load
+from streams.processes import terminate
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
@@ -86,13 +87,7 @@ class Server:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self._log.close()
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from streams.processes import terminate
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,13 +64,8 @@ class WorkerProcess:
 
     def ensure_stopped(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            terminate(self.process)
         if not self._log.closed:
             self._log.close()
 
