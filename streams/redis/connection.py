@@ -15,6 +15,10 @@ def connect(settings: Settings, **options: Any) -> Redis:
 
     Responses stay bytes: payloads are orjson bytes and decoding them twice is waste.
     """
-    return aioredis.Redis.from_url(
-        settings.redis_url, decode_responses=False, health_check_interval=30, **options
-    )
+    defaults: dict[str, Any] = {
+        "decode_responses": False, "health_check_interval": 30, "socket_keepalive": True,
+        # Without a timeout, a reply lost in a Redis restart is awaited forever (a commit hung
+        # so in a test); every blocking read of ours waits well under this.
+        "socket_timeout": 30, "socket_connect_timeout": 5,
+    }
+    return aioredis.Redis.from_url(settings.redis_url, **{**defaults, **options})
