@@ -117,22 +117,17 @@ async def _through_stack(stack: Stack, redis_url: str,
         ids = await submit(redis, keys, tasks)
         found = await outcomes(redis, keys, {t["request_id"] for t in tasks}, seconds=1800)
         elapsed = time.perf_counter() - started
-        success = {}
-        async for entry_id, fields in _entries(redis, keys.stream("success")):
-            success[fields[b"rid"].decode()] = int(entry_id.split(b"-")[0])
     finally:
         await redis.aclose()
     failed = [t["request_id"] for t in tasks if found.get(t["request_id"], {}).get("outcome") != "success"]
     if failed:
         raise SystemExit(f"bench: {len(failed)} tasks did not succeed; see {stack.data / 'logs'}")
-    latencies = [(success[t["request_id"]] - int(i.split("-")[0])) / 1000
+    def ms(entry_id: str) -> int:
+        return int(entry_id.split("-")[0])
+
+    latencies = [(ms(found[t["request_id"]]["entry_id"]) - ms(i)) / 1000
                  for t, i in zip(tasks, ids, strict=True)]
     return len(tasks) / elapsed, latencies
-
-
-async def _entries(redis, key):  # type: ignore[no-untyped-def]
-    for entry_id, fields in await redis.xrange(key):
-        yield entry_id, fields
 
 
 def _pct(values: list[float], q: float) -> float:

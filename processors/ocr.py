@@ -51,15 +51,18 @@ def keep(box: Box, top: int, bottom: int, height: int) -> bool:
 class OcrEngine:
     """rapidocr-onnxruntime, one engine per worker thread (imported on first use)."""
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 1, intra_op_threads: int = 1) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ocr")
         self._local = threading.local()
+        self._intra = intra_op_threads
 
     def _engine(self) -> Any:
         if not hasattr(self._local, "engine"):
             from rapidocr_onnxruntime import RapidOCR
 
-            self._local.engine = RapidOCR()
+            # onnxruntime would start a thread per core for each engine; on a machine shared
+            # with Triton that oversubscribes the CPU (measured in docs/BENCHMARKS.md).
+            self._local.engine = RapidOCR(intra_op_num_threads=self._intra, inter_op_num_threads=1)
         return self._local.engine
 
     def read_sync(self, rgb: np.ndarray) -> list[Box]:

@@ -52,6 +52,7 @@ async def outcomes(redis: Redis, keys: Keys, request_ids: set[str], seconds: flo
                 cursors[stream] = entry_id.decode()
                 payload, rid, _, _ = decode(fields)
                 if rid in request_ids and rid not in found:
-                    found[rid] = {"outcome": "error" if stream == keys.errors else "success", **payload}
+                    kind = "error" if stream == keys.errors else "success"
+                    found[rid] = {"outcome": kind, "entry_id": entry_id.decode(), **payload}
         await asyncio.sleep(0)
     return found
