@@ -114,7 +114,7 @@ async def _through_stack(stack: Stack, redis_url: str,
     tasks = [task_for(str(path), stack.inbox, is_long) for path, is_long in images]
     try:
         started = time.perf_counter()
-        ids = await submit(redis, keys, tasks)
+        ids = await submit(redis, keys, tasks, stack.settings)
         found = await outcomes(redis, keys, {t["request_id"] for t in tasks}, seconds=1800)
         elapsed = time.perf_counter() - started
     finally:

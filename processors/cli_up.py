@@ -173,7 +173,7 @@ async def _demo(stack: Stack, redis_url: str) -> None:
     redis = connect(Settings(redis_url=redis_url))
     keys = Keys(stack.settings.namespace, NAME)
     try:
-        await submit(redis, keys, tasks)
+        await submit(redis, keys, tasks, stack.settings)
         typer.echo(f"demo: submitted {len(tasks)} generated Chinese product images from {folder}")
         found = await outcomes(redis, keys, {t["request_id"] for t in tasks}, seconds=600)
     finally:
@@ -236,7 +236,7 @@ def submit_command(
         redis = connect(settings)
         keys = Keys(settings.namespace, NAME)
         try:
-            ids = await submit(redis, keys, tasks)
+            ids = await submit(redis, keys, tasks, settings)
             for t, entry in zip(tasks, ids, strict=True):
                 typer.echo(f"submitted {t['image_id']}: request_id={t['request_id']} entry={entry}")
             return await outcomes(redis, keys, {t["request_id"] for t in tasks}, timeout) if wait else {}

@@ -14,6 +14,7 @@ Run a stage: ``millstream worker processors.pipeline:build --stage operate``.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from prometheus_client import CollectorRegistry
 
@@ -36,22 +37,39 @@ from streams.redis.connection import connect
 from streams.settings import Settings, section
 from streams.stage import Stage
 
+log = logging.getLogger("millstream.imgtr")
 NAME = "imgtr"
 TASK_STAGES = ("legacy-ingress", "ocr", "operate")
 
 
 class LazyInpainter:
-    """The Triton client, connected (and both models checked ready) on first use."""
+    """The Triton client, connected (and both models checked ready) on first use.
 
-    def __init__(self, client: InpaintClient) -> None:
-        self.client = client
+    Only the operate workers call it, so the other stages never connect to Triton.
+    Once connected, Triton's batch statistics are polled for the batch-size metrics.
+    """
+
+    def __init__(self, client: InpaintClient, stats_interval: float = 15.0) -> None:
+        self.client, self.stats_interval = client, stats_interval
         self._started: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
 
     async def inpaint(self, image, mask, is_long):  # type: ignore[no-untyped-def]
         if self._started is None or (self._started.done() and self._started.exception()):
             self._started = asyncio.ensure_future(self.client.start())
         await asyncio.shield(self._started)
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self.client.poll_statistics(self.stats_interval, _log_stats))
         return await self.client.inpaint(image, mask, is_long)
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        await self.client.close()
+
+
+def _log_stats(error: Exception) -> None:
+    log.warning("reading Triton's batch statistics failed: %s", error)
 
 
 def build(settings: Settings) -> Pipeline:
@@ -66,7 +84,8 @@ def build(settings: Settings) -> Pipeline:
                                   ratelimit_key=keys.ratelimit("translate"))
     store = LocalStore(images_settings.store_dir, images_settings.public_url or "http://127.0.0.1:8080")
     webhooks = WebhookProcessor(AddressPolicy.parse(images_settings.fetch_allow_hosts))
-    operate = OperateProcessor(images, LazyInpainter(inpaint), translator, Renderer(), store, steps)
+    inpainter = LazyInpainter(inpaint)
+    operate = OperateProcessor(images, inpainter, translator, Renderer(), store, steps)
     ocr_mirrors = [legacy.OCR_RESULTS] if legacy_settings.legacy_ocr_results else []
     transient = RetryPolicy(base=1.0, factor=2.0, cap=60.0)
     stages = [
@@ -90,5 +109,5 @@ def build(settings: Settings) -> Pipeline:
         ocr_engine.close()
 
     return Pipeline(NAME, stages, bridges=bridges, registry=registry, on_stop=[
-        images.aclose, translator.aclose, inpaint.close, webhooks.aclose, close_ocr, redis.aclose,
+        images.aclose, translator.aclose, inpainter.close, webhooks.aclose, close_ocr, redis.aclose,
     ])

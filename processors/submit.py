@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from streams.codec import decode
 from streams.keys import Keys
 from streams.redis.publisher import Publisher
+from streams.settings import Settings
 
 
 def task_for(source: str, inbox: Path, is_long: bool, callback_url: str | None = None) -> dict[str, Any]:
@@ -33,9 +34,10 @@ def task_for(source: str, inbox: Path, is_long: bool, callback_url: str | None =
     return {**task, "callback_url": callback_url} if callback_url else task
 
 
-async def submit(redis: Redis, keys: Keys, tasks: list[dict[str, Any]]) -> list[str]:
+async def submit(redis: Redis, keys: Keys, tasks: list[dict[str, Any]], settings: Settings) -> list[str]:
+    """Publish ``tasks`` in one call; the configured size limit and dedup window apply."""
     items = [(t, str(t["request_id"])) for t in tasks]
-    return await Publisher(redis, keys).publish_many("tasks", items)
+    return await Publisher.from_settings(redis, keys, settings).publish_many("tasks", items)
 
 
 async def outcomes(redis: Redis, keys: Keys, request_ids: set[str], seconds: float,
