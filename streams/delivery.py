@@ -10,7 +10,7 @@ from streams.errors import DecodeError
 from streams.message import Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
     """An entry held by this consumer; ``message`` is None when it did not decode."""
 

@@ -1,7 +1,8 @@
 """Inbox: the bounded in-process buffer between the reader and the handlers.
 
 ``held`` counts entries read from Redis and not yet committed, wherever they
-are (queued, in a handler, awaiting commit). The reader asks for ``room()``
+are (queued, in a handler, awaiting commit); each remembers the fence token
+it was read under (streams.redis.transitions). The reader asks for ``room()``
 before each read, so at most ``capacity`` entries are ever held: no reading
 ahead, and backpressure reaches Redis. ``close()`` returns the entries no
 handler started, so shutdown can hand them back at once.
@@ -21,7 +22,7 @@ class Inbox:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._queue: deque[Delivery] = deque()
-        self._held: dict[str, float] = {}
+        self._held: dict[str, tuple[float, str]] = {}
         self._changed = asyncio.Condition()
         self.closed = False
 
@@ -34,7 +35,12 @@ class Inbox:
 
     def held_since(self, older_than: float) -> list[str]:
         """Ids of entries held since before monotonic time ``older_than`` (for lease renewal)."""
-        return [i for i, at in self._held.items() if at < older_than]
+        return [i for i, (at, _) in self._held.items() if at < older_than]
+
+    def token(self, entry_id: str) -> str | None:
+        """The fence token ``entry_id`` was read under; None if it is not held."""
+        held = self._held.get(entry_id)
+        return held[1] if held else None
 
     async def room(self) -> int:
         """Wait until at least one more entry may be held; return how many."""
@@ -42,11 +48,11 @@ class Inbox:
             await self._changed.wait_for(lambda: self.free() > 0 or self.closed)
             return self.free()
 
-    async def hold(self, deliveries: Iterable[Delivery]) -> None:
-        """Count ``deliveries`` as held (read from Redis, not yet committed)."""
+    async def hold(self, deliveries: Iterable[Delivery], token: str) -> None:
+        """Count ``deliveries`` as held (read from Redis under fence ``token``, not yet committed)."""
         now = time.monotonic()
         for d in deliveries:
-            self._held[d.id] = now
+            self._held[d.id] = (now, token)
 
     async def enqueue(self, deliveries: Iterable[Delivery]) -> None:
         """Queue held deliveries for the handlers."""
@@ -59,7 +65,7 @@ class Inbox:
         now = time.monotonic()
         for i in ids:
             if i in self._held:
-                self._held[i] = now
+                self._held[i] = (now, self._held[i][1])
 
     async def take(self, limit: int = 1) -> list[Delivery]:
         """Up to ``limit`` queued deliveries, waiting for one; [] once closed."""

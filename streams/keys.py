@@ -12,6 +12,7 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:dlq:<stage>``             stream      dead letters of one stage, with provenance
 ``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
 ``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
+``ms:{imgtr}:fences``                  hash        <stream>/<group>/<consumer> -> fence token
 ``ms:{imgtr}:status:<bucket>``         hash        request_id -> last transition (JSON); expires
 ``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
 ``ms:{imgtr}:dedup:<request_id>``      string      first entry id of a request_id, TTL = window
@@ -76,6 +77,11 @@ class Keys:
 
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
+
+    @property
+    def fences(self) -> str:
+        """Fence tokens: changed for a consumer whenever a claim takes entries from it."""
+        return f"{self.prefix}:fences"
 
     @property
     def status_prefix(self) -> str:

@@ -16,20 +16,26 @@ from typing import Any
 
 import orjson
 
-from streams.codec import Fields, encode_payload, envelope, printable
+from streams.codec import Fields, encode_payload, printable
 from streams.delivery import Delivery
 from streams.keys import Keys
 from streams.message import Outgoing
-from streams.redis.transitions import Rpush, Transition, Xadd, Zadd
+from streams.redis.transitions import Envelope, Op, Rpush, Transition, Xadd, Zadd
 from streams.stage import Stage
 
 ERROR_HISTORY = 5
 
 
-def _flat(fields: Fields, **replace: str) -> list[str]:
-    """An entry's fields as text (junk bytes replaced), with some fields replaced or added."""
+def _text(fields: Fields, **replace: str) -> list[str]:
+    """An entry's fields as text (junk bytes replaced), with some replaced or added: for JSON."""
     merged = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
     merged.update(replace)
+    return [part for pair in merged.items() for part in pair]
+
+
+def _flat(fields: Fields, **add: str) -> list[bytes]:
+    """An entry's fields exactly as read, with some replaced or added."""
+    merged = {**fields, **{k.encode(): v.encode() for k, v in add.items()}}
     return [part for pair in merged.items() for part in pair]
 
 
@@ -43,15 +49,15 @@ class Outcomes:
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""
         assert d.message is not None
-        ops: list[Xadd | Zadd | Rpush] = []
+        ops: list[Op] = []
         for out in outputs:
             data = encode_payload(out.payload, self.max_payload_bytes)
             if out.list is not None:
-                ops.append(Rpush(out.list, data.decode()))
+                ops.append(Rpush(out.list, data))
                 continue
-            fields = envelope(data, out.request_id or d.request_id, 1, d.message.origin_ms)
+            rid, origin = out.request_id or d.request_id, d.message.origin_ms
             targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
-            ops += [Xadd(key, fields) for key in targets]
+            ops += [Envelope(key, data, rid, origin) for key in targets]
         state = "forwarded" if ops else "done"
         return Transition(d.id, d.request_id, state, ops)
 
@@ -59,20 +65,20 @@ class Outcomes:
         assert d.message is not None
         history = [*orjson.loads(d.fields.get(b"errs", b"[]"))[-(ERROR_HISTORY - 1):], reason]
         errs = orjson.dumps(history).decode()
-        fields = _flat(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
+        fields = _text(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
         member = orjson.dumps(fields).decode()
         due = int((time.time() + delay) * 1000)
         delayed = Zadd(self.keys.delayed(self.stage.source), due, member)
         return Transition(d.id, d.request_id, "retrying", [delayed])
 
-    def _error_record(self, d: Delivery, reason: str) -> Xadd:
+    def _error_record(self, d: Delivery, reason: str) -> Envelope:
         payload: Any = d.message.payload if d.message is not None else {"raw": printable(d.fields)}
         record = {
             "request_id": d.request_id, "error_message": reason, "timestamp": int(time.time()),
             "stage": self.stage.name, "entry_id": d.id, "stream": self.stage.source, "payload": payload,
         }
         origin = d.message.origin_ms if d.message is not None else 0
-        return Xadd(self.keys.errors, envelope(orjson.dumps(record), d.request_id, 1, origin))
+        return Envelope(self.keys.errors, orjson.dumps(record), d.request_id, origin)
 
     def error(self, d: Delivery, reason: str) -> Transition:
         return Transition(d.id, d.request_id, "failed", [self._error_record(d, reason)])
@@ -86,7 +92,7 @@ class Outcomes:
             "dead_at": str(int(time.time() * 1000)),
         }
         fields = _flat(d.fields, **provenance)
-        ops = [Xadd(self.keys.dlq(self.stage.name), fields), self._error_record(d, reason)]
+        ops: list[Op] = [Xadd(self.keys.dlq(self.stage.name), fields), self._error_record(d, reason)]
         return Transition(d.id, d.request_id, "dead_lettered", ops)
 
     def hand_back(self, d: Delivery) -> Transition:

@@ -6,7 +6,9 @@ One runner serves one stage in one process, as consumer ``settings.consumer``:
   holding more than ``max_in_flight`` (the Inbox);
 * work: ``concurrency`` loops take deliveries and handle them (handling.py);
 * commit: one loop applies finished transitions in batches, one FCALL each;
-  an entry is acknowledged only in the call that writes its outcome;
+  an entry is acknowledged only in the call that writes its outcome, and only
+  while it is still ours (fencing; entries carry the fence token they were
+  read under, so a commit checks only those that may have been taken);
 * upkeep: heartbeat and lease renewal, claiming entries of dead or stalled
   consumers, moving due retries back, trimming acknowledged entries;
 * stop: stop reading, hand back unstarted entries at once, let handlers finish
@@ -35,10 +37,11 @@ from streams.outcomes import Outcomes
 from streams.pipeline import chain
 from streams.redis.consumer import GroupConsumer
 from streams.redis.maintenance import promote_due, trim_acknowledged
-from streams.redis.transitions import Committer, Transition
+from streams.redis.transitions import Committer, Transition, Verdict
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.timing import pause
+from streams.watchdog import Slot
 
 log = logging.getLogger("millstream.runner")
 READ_BLOCK_MS = 500
@@ -64,6 +67,7 @@ class StageRunner:
         self._stop = asyncio.Event()
         self._halt = asyncio.Event()  # ends the upkeep loops once everything is committed
         self._reading = False
+        self._token = ""  # this consumer's fence token, as last seen in Redis
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -72,6 +76,7 @@ class StageRunner:
 
     async def run(self) -> None:
         await self.group.ensure_group()
+        self._token = await self.committer.token()
         self.metrics.deadline.set(self.stage.deadline)
         await self._heartbeat()
         async with asyncio.TaskGroup() as tg:
@@ -94,25 +99,29 @@ class StageRunner:
     # -- read ---------------------------------------------------------------
 
     async def _read(self) -> None:
+        # The token is taken before each read: a claim after it changes the token in Redis.
         self._reading = True
+        token = self._token
         async for page in self.group.own_pending(self.stage.max_in_flight):
-            await self._hold(page)
+            await self._hold(page, token)
+            token = self._token
         self._reading = False
         while not self._stop.is_set():
             room = await self.inbox.room()
             self._reading = True
             try:
+                token = self._token
                 batch = await self.group.read_new(min(room, self.stage.batch_size), READ_BLOCK_MS)
-                await self._hold(batch)
+                await self._hold(batch, token)
             except (RedisError, OSError) as error:  # Redis restarting, loading, unreachable
                 log.warning("stage %s: read failed (%s); retrying in 1s", self.stage.name, error)
                 await asyncio.sleep(1)
             finally:
                 self._reading = False
 
-    async def _hold(self, deliveries: list[Delivery]) -> None:
+    async def _hold(self, deliveries: list[Delivery], token: str) -> None:
         """Take ownership in the inbox; screened-out entries go straight to commit."""
-        await self.inbox.hold(deliveries)
+        await self.inbox.hold(deliveries, token)
         runnable = []
         for d in deliveries:
             screened = self.handling.screen(d)
@@ -126,29 +135,30 @@ class StageRunner:
     # -- work ---------------------------------------------------------------
 
     async def _work(self) -> None:
-        async with self.handling.watchdog.worker():
+        async with self.handling.watchdog.worker() as slot:
             while batch := await self.inbox.take(self._take_limit):
-                await (self._handle_batch(batch) if self.stage.batched else self._handle_each(batch))
+                await (self._handle_batch(batch, slot) if self.stage.batched
+                       else self._handle_each(batch, slot))
 
     @property
     def _take_limit(self) -> int:
         """A lone worker takes what is queued; several take one each, to share the work."""
         return self.stage.batch_size if self.stage.batched or self.stage.concurrency == 1 else 1
 
-    async def _handle_each(self, batch: list[Delivery]) -> None:
+    async def _handle_each(self, batch: list[Delivery], slot: Slot) -> None:
         for i, d in enumerate(batch):
             if self.inbox.closed:  # stopping: the rest was never started
                 self._hand_back(batch[i:])
                 return
             try:
-                self._outbox.put(await self.handling.one(d))
+                self._outbox.put(await self.handling.one(d, slot))
             except asyncio.CancelledError:  # grace period over: nothing written, hand back
                 self._hand_back(batch[i:])
                 raise
 
-    async def _handle_batch(self, batch: list[Delivery]) -> None:
+    async def _handle_batch(self, batch: list[Delivery], slot: Slot) -> None:
         try:
-            transitions = await self.handling.batch(batch)
+            transitions = await self.handling.batch(batch, slot)
         except asyncio.CancelledError:
             self._hand_back(batch)
             raise
@@ -165,25 +175,40 @@ class StageRunner:
     async def _commit_loop(self) -> None:
         while True:
             batch = await self._outbox.take(COMMIT_BATCH)
-            results = await self._commit_until_done(batch)
-            fenced = len(batch) - sum(results)
-            if fenced:
-                self.metrics.fenced.inc(fenced)
+            verdict = await self._commit_until_done(batch)
+            if verdict.token != self._token:
+                log.info("stage %s: entries were claimed from this consumer; the entries held "
+                         "now are checked one by one at commit", self.stage.name)
+                self._token = verdict.token
+            if verdict.fenced:
+                self.metrics.fenced.inc(len(verdict.fenced))
                 log.info("stage %s: %d outcome(s) dropped, entries now owned by another consumer",
-                         self.stage.name, fenced)
+                         self.stage.name, len(verdict.fenced))
+                fenced = set(verdict.fenced)
+                self.metrics.committed(t.state for i, t in enumerate(batch) if i not in fenced)
+            else:
+                self.metrics.committed(t.state for t in batch)
             await self.inbox.release(t.entry_id for t in batch)
             self.metrics.in_flight.set(self.inbox.held)
             self._outbox.done(len(batch))
 
-    async def _commit_until_done(self, batch: list[Transition]) -> list[bool]:
-        """Commit, retrying through Redis outages: entries stay held (and fenced) meanwhile."""
+    async def _commit_until_done(self, batch: list[Transition]) -> Verdict:
+        """Commit, retrying through Redis outages: entries stay held (and fenced) meanwhile.
+
+        A failed call may have been applied with its reply lost, so a retry
+        checks every entry: one already committed is no longer pending, and
+        is skipped rather than written twice.
+        """
+        token = self._token
+        suspect = [i for i, t in enumerate(batch) if self.inbox.token(t.entry_id) != token]
         delay = 0.1
         while True:
             try:
-                return await self.committer.commit(batch)
+                return await self.committer.commit(batch, token, suspect)
             except Exception as error:  # noqa: BLE001 - keep the outcome and retry, whatever failed
                 log.warning("stage %s: commit of %d failed (%s); retrying in %.1fs",
                             self.stage.name, len(batch), error, delay)
+                suspect = list(range(len(batch)))
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
 
@@ -225,18 +250,20 @@ class StageRunner:
     async def _reclaim(self) -> None:
         for consumer in await self.group.consumers():
             if consumer != self.settings.consumer and self.inbox.free():
+                token = self._token
                 claimed = await self.group.claim_dead(consumer, self.inbox.free())
-                await self._claimed(claimed, "dead_consumer")
+                await self._claimed(claimed, "dead_consumer", token)
         if self.inbox.free():
+            token = self._token
             stale = await self.group.claim_stale(int(self.stage.deadline * 1000), self.inbox.free())
-            await self._claimed(stale, "deadline")
+            await self._claimed(stale, "deadline", token)
 
-    async def _claimed(self, deliveries: list[Delivery], reason: str) -> None:
+    async def _claimed(self, deliveries: list[Delivery], reason: str, token: str) -> None:
         if deliveries:
             counter = self.metrics.claimed_dead if reason == "dead_consumer" else self.metrics.claimed_stale
             counter.inc(len(deliveries))
             log.info("stage %s: claimed %d entries (%s)", self.stage.name, len(deliveries), reason)
-            await self._hold(deliveries)
+            await self._hold(deliveries, token)
 
     # -- stop ---------------------------------------------------------------
 

@@ -62,7 +62,7 @@ class GroupConsumer:
         """This consumer's own pending entries (left by an earlier run), oldest first."""
         start = "-"
         while True:
-            claimed = await fcall(self.redis, "ms_claim_mine", [self.key],
+            claimed = await fcall(self.redis, "ms_claim_mine", [self.key, self.keys.fences],
                                   [self.group, self.consumer, start, page])
             if not claimed:
                 return
@@ -73,14 +73,15 @@ class GroupConsumer:
     async def claim_dead(self, dead: str, count: int) -> list[Delivery]:
         """Entries of ``dead`` if its heartbeat is gone (the consumer is deleted once empty)."""
         claimed = await fcall(
-            self.redis, "ms_claim_dead", [self.key, self.keys.heartbeat(self.group, dead)],
+            self.redis, "ms_claim_dead",
+            [self.key, self.keys.heartbeat(self.group, dead), self.keys.fences],
             [self.group, dead, self.consumer, count],
         )
         return to_deliveries(self.stream, claimed)
 
     async def claim_stale(self, min_idle_ms: int, count: int) -> list[Delivery]:
         """Entries other consumers have held for longer than ``min_idle_ms``."""
-        claimed = await fcall(self.redis, "ms_claim_stale", [self.key],
+        claimed = await fcall(self.redis, "ms_claim_stale", [self.key, self.keys.fences],
                               [self.group, self.consumer, min_idle_ms, count])
         return to_deliveries(self.stream, claimed)
 

@@ -63,46 +63,94 @@ local function ack(src, group, ids)
   end
 end
 
--- ms_commit: KEYS = source, events, targets...
--- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, status_prefix, batch,
---        limit (at least how many entries this consumer can hold)
--- batch (JSON): [[entry_id, request_id, state, ops], ...] with ops
---   ['x', key_index, [values...]]   XADD key * values...
---   ['z', key_index, score, member] ZADD key score member
---   ['l', key_index, value]         RPUSH key value (a legacy list mirror)
+-- Fence tokens. An entry leaves a consumer's pending list only by that
+-- consumer's XACK or by a claim (claim() below). Every claim stores a fresh
+-- token in the fences hash for each consumer it took entries from. A consumer
+-- tags what it reads with the token it knew before reading; while that is still
+-- the current token, nothing read under it has been taken away, and ms_commit
+-- skips the per-entry XPENDING check, the costliest part of a commit.
+local function fence_field(src, group, consumer)
+  return src .. '/' .. group .. '/' .. consumer
+end
+
+local function bump_fences(fences, src, group, owners)
+  if next(owners) == nil then return end
+  local clock = redis.call('TIME')
+  local token = clock[1] .. '.' .. clock[2] .. '-' .. redis.call('HINCRBY', fences, '#', 1)
+  for owner in pairs(owners) do
+    redis.call('HSET', fences, fence_field(src, group, owner), token)
+  end
+end
+
+-- How many ARGV slots an op takes, by its code (see ms_commit).
+local OP_SIZE = {e = 5, z = 4, l = 3}
+
+-- ms_commit: KEYS = source, events, fences, targets...
+-- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, status_prefix,
+--        token, limit (at least how many entries this consumer can hold),
+--        n_suspect, suspect entry numbers (1-based)..., then per entry:
+--        entry_id, request_id, state, n_ops, ops...
+-- ops: 'e', key_index, payload, request_id, origin_ms  XADD an envelope (attempt 1)
+--      'x', key_index, n, values...                    XADD key * values...
+--      'z', key_index, score, member                   ZADD key score member
+--      'l', key_index, value                           RPUSH key value (a legacy list mirror)
+-- An entry is checked against this consumer's pending list (fencing) when it
+-- is suspect (read under an older token) or when `token` is no longer current.
 -- Status buckets are status_prefix .. bucket number: they share the pipeline's
 -- hash tag with KEYS, so they live in the same cluster slot.
--- Returns one integer per entry: 1 committed, 0 fenced (no longer ours: skipped).
+-- Returns {current token, numbers of the entries fenced off (not ours: skipped)...}.
 local function commit(keys, args)
-  local src, events = keys[1], keys[2]
+  local src, events, fences = keys[1], keys[2], keys[3]
   local group, consumer, now, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5], args[6]
-  local status_prefix, batch = args[7], cjson.decode(args[8])
-  local ids = {}
-  for i, entry in ipairs(batch) do ids[i] = entry[1] end
-  local mine = owned_set(src, group, consumer, ids, args[9])
-  local results, acked, done = {}, {}, {}
-  for i, entry in ipairs(batch) do
-    local id, rid, state = entry[1], entry[2], entry[3]
-    if mine[id] then
-      for _, op in ipairs(entry[4]) do
-        if op[1] == 'x' then
-          redis.call('XADD', keys[op[2]], '*', unpack(op[3]))
-        elseif op[1] == 'l' then
-          redis.call('RPUSH', keys[op[2]], op[3])
+  local status_prefix, token, limit, n_suspect = args[7], args[8], args[9], tonumber(args[10])
+  local current = redis.call('HGET', fences, fence_field(src, group, consumer)) or ''
+  local starts, pos = {}, 11 + n_suspect
+  while pos <= #args do
+    starts[#starts + 1] = pos
+    pos = pos + 4
+    for _ = 1, tonumber(args[pos - 1]) do
+      local code = args[pos]
+      pos = pos + (OP_SIZE[code] or 3 + tonumber(args[pos + 2]))
+    end
+  end
+  local check = {}
+  if current ~= token then
+    for i = 1, #starts do check[i] = args[starts[i]] end
+  else
+    for k = 1, n_suspect do check[k] = args[starts[tonumber(args[10 + k])]] end
+  end
+  local suspect = {}
+  for _, id in ipairs(check) do suspect[id] = true end
+  local mine = #check > 0 and owned_set(src, group, consumer, check, limit) or {}
+  local fenced, acked, done = {current}, {}, {}
+  for i, p in ipairs(starts) do
+    local id, rid, state = args[p], args[p + 1], args[p + 2]
+    if suspect[id] and not mine[id] then
+      fenced[#fenced + 1] = i
+    else
+      p = p + 4
+      for _ = 1, tonumber(args[p - 1]) do
+        local code, key = args[p], keys[tonumber(args[p + 1])]
+        if code == 'e' then
+          redis.call('XADD', key, '*', 'v', '1', 'd', args[p + 2], 'rid', args[p + 3], 'att', '1',
+                     't0', args[p + 4])
+        elseif code == 'x' then
+          local n = tonumber(args[p + 2])
+          redis.call('XADD', key, '*', unpack(args, p + 3, p + 2 + n))
+        elseif code == 'l' then
+          redis.call('RPUSH', key, args[p + 2])
         else
-          redis.call('ZADD', keys[op[2]], op[3], op[4])
+          redis.call('ZADD', key, args[p + 2], args[p + 3])
         end
+        p = p + (OP_SIZE[code] or 3 + tonumber(args[p + 2]))
       end
       acked[#acked + 1] = id
       done[#done + 1] = {rid, state, id}
-      results[i] = 1
-    else
-      results[i] = 0
     end
   end
   ack(src, group, acked)
   record(status_prefix, events, maxlen, stage, now, ttl, done)
-  return results
+  return fenced
 end
 
 -- ms_publish: KEYS = stream, events, then one dedup key per item
@@ -142,13 +190,15 @@ local function promote(keys, args)
   return #due
 end
 
-local function claim(src, group, consumer, pending)
+local function claim(src, fences, group, consumer, pending)
   if #pending == 0 then return {} end
-  local ids, counts = {}, {}
+  local ids, counts, owners = {}, {}, {}
   for i, p in ipairs(pending) do
     ids[i] = p[1]
     counts[p[1]] = p[4] + 1
+    if p[2] ~= consumer then owners[p[2]] = true end
   end
+  bump_fences(fences, src, group, owners)
   local claimed, out, missing = redis.call('XCLAIM', src, group, consumer, 0, unpack(ids)), {}, {}
   local seen = {}
   for _, entry in ipairs(claimed) do
@@ -165,7 +215,7 @@ local function claim(src, group, consumer, pending)
   return out
 end
 
--- ms_claim_dead: KEYS = stream, heartbeat key of the dead consumer;
+-- ms_claim_dead: KEYS = stream, heartbeat key of the dead consumer, fences;
 -- ARGV = group, dead consumer, me, count. Claims the dead consumer's entries if
 -- its heartbeat is gone, and deletes it once it owns nothing.
 -- Returns {{id, fields, deliveries}, ...}.
@@ -173,14 +223,14 @@ local function claim_dead(keys, args)
   if redis.call('EXISTS', keys[2]) == 1 then return {} end
   local src, group, dead, me = keys[1], args[1], args[2], args[3]
   local pending = redis.call('XPENDING', src, group, '-', '+', args[4], dead)
-  local out = claim(src, group, me, pending)
+  local out = claim(src, keys[3], group, me, pending)
   if #redis.call('XPENDING', src, group, '-', '+', 1, dead) == 0 then
     redis.call('XGROUP', 'DELCONSUMER', src, group, dead)
   end
   return out
 end
 
--- ms_claim_stale: KEYS = stream; ARGV = group, me, min_idle_ms, count.
+-- ms_claim_stale: KEYS = stream, fences; ARGV = group, me, min_idle_ms, count.
 -- Claims entries other consumers have held longer than min_idle (a deadline).
 local function claim_stale(keys, args)
   local src, group, me = keys[1], args[1], args[2]
@@ -189,15 +239,15 @@ local function claim_stale(keys, args)
   for _, p in ipairs(pending) do
     if p[2] ~= me then others[#others + 1] = p end
   end
-  return claim(src, group, me, others)
+  return claim(src, keys[2], group, me, others)
 end
 
--- ms_claim_mine: KEYS = stream; ARGV = group, me, start (exclusive, '-' first), count.
+-- ms_claim_mine: KEYS = stream, fences; ARGV = group, me, start (exclusive, '-' first), count.
 -- Re-delivers this consumer's own pending entries after a restart, oldest first.
 local function claim_mine(keys, args)
   local src, group, me = keys[1], args[1], args[2]
   local start = args[3] == '-' and '-' or '(' .. args[3]
-  return claim(src, group, me, redis.call('XPENDING', src, group, start, '+', args[4], me))
+  return claim(src, keys[2], group, me, redis.call('XPENDING', src, group, start, '+', args[4], me))
 end
 
 -- ms_renew: KEYS = stream; ARGV = group, me, ids... Resets the idle time of the
