@@ -5,20 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streams.codec import Fields, decode
+from streams.codec import Fields, decode_flat
 from streams.errors import DecodeError
 from streams.message import Message
 
 
 @dataclass(slots=True)
 class Delivery:
-    """An entry held by this consumer; ``message`` is None when it did not decode."""
+    """An entry held by this consumer; ``message`` is None when it did not decode.
+
+    ``flat`` is the entry's field list as read ([name, value, ...]).
+    """
 
     id: str
-    fields: Fields
+    flat: list[bytes]
     deliveries: int
     message: Message | None
     problem: DecodeError | None = None
+
+    @property
+    def fields(self) -> Fields:
+        return dict(zip(self.flat[::2], self.flat[1::2], strict=False))
 
     @property
     def request_id(self) -> str:
@@ -28,14 +35,14 @@ class Delivery:
         return rid.decode(errors="replace") or f"entry:{self.id}"
 
 
-def to_delivery(stream: str, entry_id: bytes | str, fields: Fields, deliveries: int) -> Delivery:
+def to_delivery(stream: str, entry_id: bytes | str, flat: list[bytes], deliveries: int) -> Delivery:
     ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     try:
-        payload, rid, attempt, origin = decode(fields)
+        payload, rid, attempt, origin = decode_flat(flat)
     except DecodeError as problem:
-        return Delivery(ident, fields, deliveries, None, problem)
+        return Delivery(ident, flat, deliveries, None, problem)
     message = Message(ident, stream, payload, rid, attempt, deliveries, origin)
-    return Delivery(ident, fields, deliveries, message)
+    return Delivery(ident, flat, deliveries, message)
 
 
 def to_deliveries(stream: str, claimed: Sequence[Sequence[object]]) -> list[Delivery]:
@@ -43,6 +50,5 @@ def to_deliveries(stream: str, claimed: Sequence[Sequence[object]]) -> list[Deli
     out = []
     for entry_id, flat, count in claimed:
         assert isinstance(flat, list) and isinstance(entry_id, bytes) and isinstance(count, int)
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        out.append(to_delivery(stream, entry_id, fields, count))
+        out.append(to_delivery(stream, entry_id, flat, count))
     return out

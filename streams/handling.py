@@ -8,6 +8,7 @@ reaching the processor; entries delivered more than ``crash_limit`` times
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar, cast
@@ -36,6 +37,8 @@ class Handling:
         self.stage, self.handler, self.outcomes = stage, handler, outcomes
         self.metrics = metrics
         self.watchdog = Watchdog(stage.timeout)
+        self._one = cast(Handler, handler)
+        self._batch = cast(BatchHandler, handler)
 
     def screen(self, d: Delivery) -> Transition | None:
         """The transition of an entry that must not reach the processor, else None."""
@@ -49,11 +52,11 @@ class Handling:
 
     async def one(self, d: Delivery, slot: Slot) -> Transition:
         assert d.message is not None
-        return self.conclude(d, await self._timed(slot, cast(Handler, self.handler), d.message))
+        return self.conclude(d, await self._attempt(slot, self._one, d.message))
 
     async def batch(self, ds: Sequence[Delivery], slot: Slot) -> list[Transition]:
         messages = [d.message for d in ds if d.message is not None]
-        result = await self._timed(slot, cast(BatchHandler, self.handler), messages)
+        result = await self._attempt(slot, self._batch, messages)
         if isinstance(result, BaseException):
             return [self.conclude(d, result) for d in ds]
         if len(result) != len(ds):
@@ -61,15 +64,20 @@ class Handling:
             return [self.conclude(d, error) for d in ds]
         return [self.conclude(d, r) for d, r in zip(ds, result, strict=True)]
 
-    async def _timed(self, slot: Slot, handler: Callable[[A], Awaitable[T]], arg: A) -> T | BaseException:
+    async def _attempt(self, slot: Slot, handler: Callable[[A], Awaitable[T]], arg: A) -> T | BaseException:
+        """The handler's result, or the exception it raised (a timeout: ProcessingTimeout)."""
         started = time.perf_counter()
+        seq = slot.arm(self.stage.timeout)
         try:
-            return await self.watchdog.call(slot, handler(arg))
-        except TimeoutError:
-            return ProcessingTimeout(self.stage.timeout)
+            return await handler(arg)
+        except asyncio.CancelledError:
+            if slot.fired_for(seq):
+                return ProcessingTimeout(self.stage.timeout)
+            raise
         except Exception as error:  # noqa: BLE001 - the processor's failure becomes a Decision
             return error
         finally:
+            slot.disarm()
             self.metrics.duration.observe(time.perf_counter() - started)
 
     def conclude(self, d: Delivery, result: Result | None) -> Transition:

@@ -6,28 +6,42 @@ of the attempt it runs; one periodic check cancels a task still inside an
 overdue attempt, and the worker turns that cancellation into a timeout. The
 attempt's sequence number guards against cancelling a later attempt, and
 ``uncancel`` keeps the task's cancellation count right, as asyncio.timeout does.
-A worker holds its slot (``worker()``) and passes it to each ``call``, as
-looking up the current task per call was a tenth of a no-op stage's time.
+A worker holds its slot (``worker()``) and arms it around each attempt:
+looking up the current task per attempt, and a coroutine frame wrapping each,
+were a tenth of a no-op stage's time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 class Slot:
-    """The attempt a worker task is running: its deadline and sequence number."""
+    """The attempt a worker task is running: its deadline and sequence number.
+
+    A worker arms its slot around each attempt; when the watchdog cancelled
+    the task for that very attempt, ``fired_for`` absorbs the cancellation.
+    """
 
     __slots__ = ("deadline", "fired", "seq", "task")
 
     def __init__(self, task: asyncio.Task[object]) -> None:
         self.task, self.deadline, self.seq, self.fired = task, 0.0, 0, -1
+
+    def arm(self, timeout: float) -> int:
+        self.seq += 1
+        self.deadline = time.monotonic() + timeout
+        return self.seq
+
+    def disarm(self) -> None:
+        self.deadline = 0.0
+
+    def fired_for(self, seq: int) -> bool:
+        """Whether a CancelledError of attempt ``seq`` is the watchdog's timeout (then absorbed)."""
+        return self.fired == seq and self.task.uncancel() == 0
 
 
 class Watchdog:
@@ -45,20 +59,6 @@ class Watchdog:
                 if slot.deadline and now > slot.deadline and slot.fired != slot.seq:
                     slot.fired = slot.seq
                     slot.task.cancel()
-
-    async def call(self, slot: Slot, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable`` in the worker holding ``slot``; raise TimeoutError past the timeout."""
-        slot.seq += 1
-        seq = slot.seq
-        slot.deadline = time.monotonic() + self.timeout
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if slot.fired == seq and slot.task.uncancel() == 0:
-                raise TimeoutError from None
-            raise
-        finally:
-            slot.deadline = 0.0
 
     @asynccontextmanager
     async def worker(self) -> AsyncIterator[Slot]:

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from streams.delivery import Delivery, to_deliveries, to_delivery
 from streams.keys import Keys
+from streams.redis import resp
 from streams.redis.library import fcall
 
 
@@ -46,17 +47,25 @@ class GroupConsumer:
         await self.redis.xgroup_createconsumer(self.key, self.group, self.consumer)
 
     async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
-        """Up to ``count`` never-delivered entries, waiting at most ``block_ms``."""
+        """Up to ``count`` never-delivered entries, waiting at most ``block_ms``.
+
+        Sent and parsed here, not by redis-py, whose reply parsing builds a
+        dict per entry that decoding does not need.
+        """
+        args = [b"XREADGROUP", b"GROUP", self.group.encode(), self.consumer.encode(), b"COUNT",
+                b"%d" % count, b"BLOCK", b"%d" % block_ms, b"STREAMS", self.key.encode(), b">"]
         try:
-            reply: Any = await self.redis.xreadgroup(
-                self.group, self.consumer, {self.key: ">"}, count=count, block=block_ms
-            )
+            reply: Any = await resp.call(self.redis, resp.command(len(args), [*map(resp.bulk, args)]))
         except ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             await self.ensure_group()
             return []
-        return [to_delivery(self.stream, i, f, 1) for _, entries in reply for i, f in entries]
+        if not reply:
+            return []
+        # RESP3 replies a map {stream: entries}, RESP2 a list [[stream, entries]].
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+        return [to_delivery(self.stream, i, flat, 1) for i, flat in entries]
 
     async def own_pending(self, page: int) -> AsyncIterator[list[Delivery]]:
         """This consumer's own pending entries (left by an earlier run), oldest first."""

@@ -152,10 +152,19 @@ class Committer:
         body: list[bytes] = []
         count = 0
         for t in batch:
-            body.append(b"%b%b%b%b" % (resp.bulk(t.entry_id.encode()), resp.bulk(t.request_id.encode()),
-                                       _small(t.state), _small(len(t.ops))))
+            entry, rid, ops = t.entry_id.encode(), t.request_id.encode(), t.ops
+            if (len(ops) == 1 and type(op := ops[0]) is Envelope and t.state == "forwarded"
+                    and op.request_id == t.request_id):
+                # The common case, in short: one envelope forwarded under the entry's request id.
+                origin = b"%d" % op.origin_ms
+                body.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n$1\r\nF\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+                    len(entry), entry, len(rid), rid, _small(keys.index(op.key)),
+                    len(op.data), op.data, len(origin), origin))
+                count += 6
+                continue
+            body.append(b"%b%b%b%b" % (resp.bulk(entry), resp.bulk(rid), _small(t.state), _small(len(ops))))
             count += 4
-            for op in t.ops:
+            for op in ops:
                 count += _pack_op(op, keys, body)
         head = [
             b"FCALL", b"ms_commit", b"%d" % len(keys.keys), *[k.encode() for k in keys.keys],

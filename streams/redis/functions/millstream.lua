@@ -88,8 +88,10 @@ local OP_SIZE = {e = 5, z = 4, l = 3}
 -- ms_commit: KEYS = source, events, fences, targets...
 -- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, status_prefix,
 --        token, limit (at least how many entries this consumer can hold),
---        n_suspect, suspect entry numbers (1-based)..., then per entry:
---        entry_id, request_id, state, n_ops, ops...
+--        n_suspect, suspect entry numbers (1-based)..., then per entry either
+--        entry_id, request_id, state, n_ops, ops...   or, the common case in short,
+--        entry_id, request_id, 'F', key_index, payload, origin_ms
+--        (state 'forwarded', one op: 'e', key_index, payload, request_id, origin_ms)
 -- ops: 'e', key_index, payload, request_id, origin_ms  XADD an envelope (attempt 1)
 --      'x', key_index, n, values...                    XADD key * values...
 --      'z', key_index, score, member                   ZADD key score member
@@ -107,10 +109,14 @@ local function commit(keys, args)
   local starts, pos = {}, 11 + n_suspect
   while pos <= #args do
     starts[#starts + 1] = pos
-    pos = pos + 4
-    for _ = 1, tonumber(args[pos - 1]) do
-      local code = args[pos]
-      pos = pos + (OP_SIZE[code] or 3 + tonumber(args[pos + 2]))
+    if args[pos + 2] == 'F' then
+      pos = pos + 6
+    else
+      pos = pos + 4
+      for _ = 1, tonumber(args[pos - 1]) do
+        local code = args[pos]
+        pos = pos + (OP_SIZE[code] or 3 + tonumber(args[pos + 2]))
+      end
     end
   end
   local check = {}
@@ -127,6 +133,11 @@ local function commit(keys, args)
     local id, rid, state = args[p], args[p + 1], args[p + 2]
     if suspect[id] and not mine[id] then
       fenced[#fenced + 1] = i
+    elseif state == 'F' then
+      redis.call('XADD', keys[tonumber(args[p + 3])], '*', 'v', '1', 'd', args[p + 4], 'rid', rid,
+                 'att', '1', 't0', args[p + 5])
+      acked[#acked + 1] = id
+      done[#done + 1] = {rid, 'forwarded', id}
     else
       p = p + 4
       for _ = 1, tonumber(args[p - 1]) do
