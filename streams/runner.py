@@ -95,6 +95,8 @@ class StageRunner:
             _, stuck = await asyncio.wait(upkeep, timeout=10)
             for task in [*stuck, committer, watchdog]:  # these two only wait on in-process events
                 task.cancel()
+        await self.group.close()
+        await self.committer.close()
         await self.redis.delete(self.keys.heartbeat(self.stage.group, self.settings.consumer))
 
     # -- read ---------------------------------------------------------------

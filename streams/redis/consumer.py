@@ -9,7 +9,7 @@ entry back from a live consumer before its deadline.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,14 +20,22 @@ from streams.keys import Keys
 from streams.redis import resp
 from streams.redis.library import fcall
 
+REPLY_TIMEOUT = 30.0  # seconds beyond a read's block time: a reply lost in a Redis restart
+
 
 @dataclass(frozen=True, slots=True)
 class GroupConsumer:
+    """Reads go through a Channel of their own (resp.py); everything else through the client."""
+
     redis: Redis
     keys: Keys
     stream: str
     group: str
     consumer: str
+    reads: resp.Channel = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", resp.Channel(self.redis))
 
     @property
     def key(self) -> str:
@@ -55,7 +63,8 @@ class GroupConsumer:
         args = [b"XREADGROUP", b"GROUP", self.group.encode(), self.consumer.encode(), b"COUNT",
                 b"%d" % count, b"BLOCK", b"%d" % block_ms, b"STREAMS", self.key.encode(), b">"]
         try:
-            reply: Any = await resp.call(self.redis, resp.command(len(args), [*map(resp.bulk, args)]))
+            packed = resp.command(len(args), [*map(resp.bulk, args)])
+            reply: Any = await self.reads.call(packed, block_ms / 1000 + REPLY_TIMEOUT)
         except ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
@@ -100,6 +109,9 @@ class GroupConsumer:
             return []
         renewed = await fcall(self.redis, "ms_renew", [self.key], [self.group, self.consumer, *ids])
         return [i.decode() for i in renewed]
+
+    async def close(self) -> None:
+        await self.reads.close()
 
     async def consumers(self) -> list[str]:
         infos = await self.redis.xinfo_consumers(self.key, self.group)

@@ -1,4 +1,4 @@
-"""Commands packed as RESP bytes by us, sent on the client's pooled connections.
+"""Commands packed as RESP bytes by us, sent on connections of our own (Channel).
 
 redis-py packs every argument in Python through several calls; a commit of
 500 entries carries thousands of arguments, and packing them was a quarter of
@@ -25,21 +25,44 @@ def command(count: int, body: Sequence[bytes]) -> bytes:
     return b"*%d\r\n%b" % (count, b"".join(body))
 
 
-async def call(redis: Redis, packed: bytes) -> Any:
-    """Send ``packed`` (one whole command) and return the reply; a Redis error raises.
+class Channel:
+    """One connection of our own for a hot loop (a stage's reads, its commits).
 
-    A failure other than a Redis error reply may leave a half-read reply on the
-    connection, so that connection is dropped rather than reused.
+    Built like the client's connections (same URL, TLS and credentials) but
+    outside its pool, and without a socket timeout: redis-py wraps every send
+    in a task to time it. A call gives its own read timeout instead. Taking a
+    connection from the pool and sending through it cost about 40 µs of CPU per
+    call more (docs/BENCHMARKS.md), most of a small batch's overhead.
     """
-    pool = redis.connection_pool
-    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-    try:
-        await conn.send_packed_command(packed)
-        return await conn.read_response()
-    except ResponseError:
-        raise
-    except BaseException:
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
+
+    def __init__(self, redis: Redis) -> None:
+        self._pool = redis.connection_pool
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            pool = self._pool
+            self._conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        return self._conn
+
+    async def call(self, packed: bytes, timeout: float) -> Any:  # noqa: ASYNC109 - a read timeout, see above
+        """Send ``packed`` (one whole command); the reply, or the Redis error raised.
+
+        Any other failure may leave half a reply on the connection, so the
+        connection is dropped and the next call opens a new one.
+        """
+        conn = self._connection()
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response(timeout=timeout)
+        except ResponseError:
+            raise
+        except BaseException:
+            self._conn = None
+            await conn.disconnect()
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.disconnect()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from redis.asyncio import Redis
@@ -27,6 +27,8 @@ from redis.exceptions import ResponseError
 
 from streams.keys import Keys
 from streams.redis import library, resp
+
+REPLY_TIMEOUT = 30.0  # seconds: a reply lost in a Redis restart must not hang a commit
 
 
 class Envelope(NamedTuple):
@@ -136,6 +138,7 @@ class Committer:
     status_ttl_ms: int
     events_maxlen: int
     max_held: int
+    _idle: list[resp.Channel] = field(default_factory=list)  # one per commit in flight, reused
 
     async def token(self) -> str:
         """This consumer's current fence token ("" before anything was ever taken from it)."""
@@ -174,11 +177,18 @@ class Committer:
             b"%d" % len(suspect), *[b"%d" % (i + 1) for i in suspect],
         ]
         packed = resp.command(len(head) + count, [*map(resp.bulk, head), *body])
+        channel = self._idle.pop() if self._idle else resp.Channel(self.redis)
         try:
-            reply = await resp.call(self.redis, packed)
+            reply = await channel.call(packed, REPLY_TIMEOUT)
         except ResponseError as error:
             if "Function not found" not in str(error):
                 raise
             await library.load(self.redis)
-            reply = await resp.call(self.redis, packed)
+            reply = await channel.call(packed, REPLY_TIMEOUT)
+        finally:
+            self._idle.append(channel)
         return Verdict(reply[0].decode(), [i - 1 for i in reply[1:]])
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
