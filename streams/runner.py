@@ -46,7 +46,7 @@ from streams.watchdog import Slot
 log = logging.getLogger("millstream.runner")
 READ_BLOCK_MS = 500
 COMMIT_BATCH = 500
-COMMITS_IN_FLIGHT = 2
+COMMITS_IN_FLIGHT = 3
 
 
 class StageRunner:

@@ -101,43 +101,57 @@ local OP_SIZE = {e = 5, z = 4, l = 3}
 -- Status buckets are status_prefix .. bucket number: they share the pipeline's
 -- hash tag with KEYS, so they live in the same cluster slot.
 -- Returns {current token, numbers of the entries fenced off (not ours: skipped)...}.
+-- Where the entry after the one at `pos` starts.
+local function next_entry(args, pos)
+  if args[pos + 2] == 'F' then return pos + 6 end
+  local p = pos + 4
+  for _ = 1, tonumber(args[p - 1]) do
+    p = p + (OP_SIZE[args[p]] or 3 + tonumber(args[p + 2]))
+  end
+  return p
+end
+
+-- The entries of a commit that need the ownership check, as a set of ids:
+-- all of them when the token changed, else those read under an older one.
+local function suspects(args, first, n_suspect, all)
+  local wanted, ids, set, i, pos = {}, {}, {}, 0, first
+  for k = 1, n_suspect do wanted[tonumber(args[10 + k])] = true end
+  while pos <= #args do
+    i = i + 1
+    if all or wanted[i] then
+      ids[#ids + 1] = args[pos]
+      set[args[pos]] = true
+    end
+    pos = next_entry(args, pos)
+  end
+  return set, ids
+end
+
 local function commit(keys, args)
   local src, events, fences = keys[1], keys[2], keys[3]
   local group, consumer, now, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5], args[6]
   local status_prefix, token, limit, n_suspect = args[7], args[8], args[9], tonumber(args[10])
   local current = redis.call('HGET', fences, fence_field(src, group, consumer)) or ''
-  local starts, pos = {}, 11 + n_suspect
-  while pos <= #args do
-    starts[#starts + 1] = pos
-    if args[pos + 2] == 'F' then
-      pos = pos + 6
-    else
-      pos = pos + 4
-      for _ = 1, tonumber(args[pos - 1]) do
-        local code = args[pos]
-        pos = pos + (OP_SIZE[code] or 3 + tonumber(args[pos + 2]))
-      end
-    end
+  local first = 11 + n_suspect
+  local suspect, mine = {}, {}
+  if current ~= token or n_suspect > 0 then  -- else the common case: one pass, no XPENDING
+    local ids
+    suspect, ids = suspects(args, first, n_suspect, current ~= token)
+    if #ids > 0 then mine = owned_set(src, group, consumer, ids, limit) end
   end
-  local check = {}
-  if current ~= token then
-    for i = 1, #starts do check[i] = args[starts[i]] end
-  else
-    for k = 1, n_suspect do check[k] = args[starts[tonumber(args[10 + k])]] end
-  end
-  local suspect = {}
-  for _, id in ipairs(check) do suspect[id] = true end
-  local mine = #check > 0 and owned_set(src, group, consumer, check, limit) or {}
-  local fenced, acked, done = {current}, {}, {}
-  for i, p in ipairs(starts) do
+  local fenced, acked, done, i, p = {current}, {}, {}, 0, first
+  while p <= #args do
+    i = i + 1
     local id, rid, state = args[p], args[p + 1], args[p + 2]
     if suspect[id] and not mine[id] then
       fenced[#fenced + 1] = i
+      p = next_entry(args, p)
     elseif state == 'F' then
       redis.call('XADD', keys[tonumber(args[p + 3])], '*', 'v', '1', 'd', args[p + 4], 'rid', rid,
                  'att', '1', 't0', args[p + 5])
       acked[#acked + 1] = id
       done[#done + 1] = {rid, 'forwarded', id}
+      p = p + 6
     else
       p = p + 4
       for _ = 1, tonumber(args[p - 1]) do
