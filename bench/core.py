@@ -5,9 +5,10 @@ redis-server, fed the same pre-encoded envelopes. Throughput is end-to-end
 messages per second through all three stages. Each round measures the
 baseline and then the pipeline, back to back; the round with the median
 ratio is reported, as a shared 2-core machine makes single runs vary by a
-third. Then the pipeline runs paced at half its reported rate, and per-stage
-latency is read from entry IDs (the millisecond each entry was added to its
-stream). Last line:
+third. Then the pipeline runs paced at half its reported rate, as many rounds,
+and per-stage latency is read from entry IDs (the millisecond each entry was
+added to its stream); the round with the median worst-stage p99 is reported.
+Last line:
 ``pipeline_msgs_per_s=<float> baseline_msgs_per_s=<float> ratio=<float>``.
 """
 
@@ -186,9 +187,15 @@ def run(messages: int, url: str, seconds: float, rounds: int,
         f"pipeline (millstream, fenced transitions, 3 processes) {pipeline:,.0f} msgs/s")
     say(f"best rounds: baseline {max(raw):,.0f} msgs/s, pipeline {max(ours):,.0f} msgs/s")
     rate = pipeline / 2
-    latencies = _latencies(url, rate, seconds)
-    for name, values in latencies.items():
-        say(f"latency at {rate:,.0f} msgs/s, {name}: p50={_percentile(values, 0.5):.0f} ms "
+    paced = []
+    for n in range(1, rounds + 1):
+        paced.append(_latencies(url, rate, seconds))
+        worst = max(_percentile(paced[-1][s], 0.99) for s in STAGES)
+        say(f"paced round {n}/{rounds} at {rate:,.0f} msgs/s: per-stage p99 " + " / ".join(
+            f"{_percentile(paced[-1][s], 0.99):.0f}" for s in STAGES) + f" ms (worst {worst:.0f})")
+    paced.sort(key=lambda r: max(_percentile(r[s], 0.99) for s in STAGES))
+    for name, values in paced[rounds // 2].items():
+        say(f"latency at {rate:,.0f} msgs/s (median round), {name}: p50={_percentile(values, 0.5):.0f} ms "
             f"p99={_percentile(values, 0.99):.0f} ms max={max(values)} ms (n={len(values)})")
     return pipeline, baseline
 

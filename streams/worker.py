@@ -61,11 +61,12 @@ def _settle_heap() -> None:
     (redis, prometheus, typer, a pipeline's own) are most of them: on a no-op
     stage collections took a third of the CPU (docs/decisions/0011-worker-gc.md).
     Entries in flight are short-lived and acyclic, so young collections find
-    little; they run per GC_YOUNG container allocations instead of 700.
+    little; they run per GC_YOUNG container allocations (at least) instead of 700.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    young, *older = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG), *older)
 
 
 async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str] = (),
