@@ -36,6 +36,21 @@ async def test_each_input_is_forwarded_once_and_acknowledged(redis: Redis, keys:
     assert states == [("r7", "queued"), ("r7", "forwarded")]
 
 
+async def test_request_ids_needing_json_escapes_are_recorded_exactly(
+    redis: Redis, keys: Keys, settings: Settings
+):
+    odd = ['quote"d', "back\\slash", "tab\tand\nnewline", "ctl\x01", "ünï/cödé"]
+    await Publisher(redis, keys).publish_many("in", [({"n": i}, rid) for i, rid in enumerate(odd)])
+    async with running(redis, keys, Stage("double", "in", double, sinks=["out"]), settings):
+        await wait_for(lambda: _xlen_at_least(redis, keys.stream("out"), len(odd)))
+    events = [orjson.loads(f[b"t"]) for _, f in await entries(redis, keys.events)]
+    forwarded = [rid for batch in events for rid, state, _ in batch if state == "forwarded"]
+    assert sorted(forwarded) == sorted(odd)
+    for rid in odd:
+        status = await task_status(redis, keys, rid, settings.status_ttl)
+        assert status is not None and status["state"] == "forwarded", rid
+
+
 async def test_repeated_request_id_returns_first_entry_and_adds_nothing(redis: Redis, keys: Keys):
     publisher = Publisher(redis, keys)
     first = await publisher.publish("in", {"n": 1}, request_id="req-1")
