@@ -139,7 +139,7 @@ local function commit(keys, args)
     suspect, ids = suspects(args, first, n_suspect, current ~= token)
     if #ids > 0 then mine = owned_set(src, group, consumer, ids, limit) end
   end
-  local fenced, acked, done, i, p = {current}, {}, {}, 0, first
+  local fenced, acked, done, i, p, n = {current}, {}, {}, 0, first, 0
   while p <= #args do
     i = i + 1
     local id, rid, state = args[p], args[p + 1], args[p + 2]
@@ -149,8 +149,9 @@ local function commit(keys, args)
     elseif state == 'F' then
       redis.call('XADD', keys[tonumber(args[p + 3])], '*', 'v', '1', 'd', args[p + 4], 'rid', rid,
                  'att', '1', 't0', args[p + 5])
-      acked[#acked + 1] = id
-      done[#done + 1] = {rid, 'forwarded', id}
+      n = n + 1
+      acked[n] = id
+      done[n] = {rid, 'forwarded', id}
       p = p + 6
     else
       p = p + 4
@@ -169,8 +170,9 @@ local function commit(keys, args)
         end
         p = p + (OP_SIZE[code] or 3 + tonumber(args[p + 2]))
       end
-      acked[#acked + 1] = id
-      done[#done + 1] = {rid, state, id}
+      n = n + 1
+      acked[n] = id
+      done[n] = {rid, state, id}
     end
   end
   ack(src, group, acked)
