@@ -48,14 +48,22 @@ class Outcomes:
 
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""
-        assert d.message is not None
+        message = d.message
+        assert message is not None
+        if len(outputs) == 1 and len(self._sinks) == 1:  # the common case, in short
+            out = outputs[0]
+            if out.stream is None and out.list is None:
+                data = encode_payload(out.payload, self.max_payload_bytes)
+                rid = out.request_id or message.request_id
+                envelope = Envelope(self._sinks[0], data, rid, message.origin_ms)
+                return Transition(d.id, message.request_id, "forwarded", (envelope,))
         ops: list[Op] = []
         for out in outputs:
             data = encode_payload(out.payload, self.max_payload_bytes)
             if out.list is not None:
                 ops.append(Rpush(out.list, data))
                 continue
-            rid, origin = out.request_id or d.request_id, d.message.origin_ms
+            rid, origin = out.request_id or message.request_id, message.origin_ms
             targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
             ops += [Envelope(key, data, rid, origin) for key in targets]
         state = "forwarded" if ops else "done"
