@@ -37,10 +37,10 @@ class Inbox:
         """Ids of entries held since before monotonic time ``older_than`` (for lease renewal)."""
         return [i for i, (at, _) in self._held.items() if at < older_than]
 
-    def token(self, entry_id: str) -> str | None:
-        """The fence token ``entry_id`` was read under; None if it is not held."""
-        held = self._held.get(entry_id)
-        return held[1] if held else None
+    def suspects(self, entry_ids: Iterable[str], token: str) -> list[int]:
+        """Positions of the ids not held under fence ``token`` (read under an older one)."""
+        held, missing = self._held, (0.0, None)
+        return [i for i, e in enumerate(entry_ids) if held.get(e, missing)[1] != token]
 
     async def room(self) -> int:
         """Wait until at least one more entry may be held; return how many."""

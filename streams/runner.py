@@ -218,7 +218,7 @@ class StageRunner:
         is skipped rather than written twice.
         """
         token = self._token
-        suspect = [i for i, t in enumerate(batch) if self.inbox.token(t.entry_id) != token]
+        suspect = self.inbox.suspects([t.entry_id for t in batch], token)
         delay = 0.1
         while True:
             try:

@@ -154,15 +154,17 @@ class Committer:
         keys = _KeyList(self.source, self.keys.events, self.keys.fences)
         body: list[bytes] = []
         count = 0
+        sink, where = "", b""  # the last forward's key and its packed KEYS number
         for t in batch:
             entry, rid, ops = t.entry_id.encode(), t.request_id.encode(), t.ops
             if (len(ops) == 1 and type(op := ops[0]) is Envelope and t.state == "forwarded"
                     and op.request_id == t.request_id):
                 # The common case, in short: one envelope forwarded under the entry's request id.
+                if op.key != sink:
+                    sink, where = op.key, _small(keys.index(op.key))
                 origin = b"%d" % op.origin_ms
                 body.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n$1\r\nF\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-                    len(entry), entry, len(rid), rid, _small(keys.index(op.key)),
-                    len(op.data), op.data, len(origin), origin))
+                    len(entry), entry, len(rid), rid, where, len(op.data), op.data, len(origin), origin))
                 count += 6
                 continue
             body.append(b"%b%b%b%b" % (resp.bulk(entry), resp.bulk(rid), _small(t.state), _small(len(ops))))
