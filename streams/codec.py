@@ -43,7 +43,8 @@ def encode_payload(payload: Mapping[str, Any], limit: int = DEFAULT_MAX_BYTES) -
 def envelope(data: bytes, request_id: str, attempt: int, origin_ms: int) -> list[str]:
     """The flat field list of an entry (XADD order), from an already encoded payload.
 
-    Text, not bytes: entries reach Redis inside a JSON batch (transitions.py).
+    Text: dead-letter replay sends entries inside a JSON batch, and the publisher
+    sends them as arguments that redis-py encodes.
     """
     return ["v", "1", "d", data.decode(), "rid", request_id, "att", str(attempt), "t0", str(origin_ms)]
 
