@@ -6,6 +6,10 @@ entries, and A commits afterwards, as a stalled worker would.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
 from redis.asyncio import Redis
 
 from streams.delivery import Delivery
@@ -29,28 +33,44 @@ async def publish(redis: Redis, keys: Keys, n: int, start: int = 0) -> None:
     await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(start, start + n)])
 
 
+@dataclass
+class Consumer:
+    """Consumer "a" of group "g" on stream "in": its reads, its commits, its token at start."""
+
+    group: GroupConsumer
+    committer: Committer
+    token: str
+
+
+@pytest.fixture
+async def a(redis: Redis, keys: Keys) -> AsyncIterator[Consumer]:
+    group = GroupConsumer(redis, keys, "in", "g", "a")
+    await group.ensure_group()
+    commits = committer(redis, keys, "a")
+    yield Consumer(group, commits, await commits.token())
+    await group.close()
+    await commits.close()
+
+
 async def xpending_calls(redis: Redis) -> int:
     stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_xpending", {}).get("calls", 0))
 
 
 async def test_entries_claimed_from_a_stalled_consumer_are_fenced_and_later_ones_commit(
-    redis: Redis, keys: Keys
+    redis: Redis, keys: Keys, a: Consumer
 ):
-    a, b = GroupConsumer(redis, keys, "in", "g", "a"), GroupConsumer(redis, keys, "in", "g", "b")
-    await a.ensure_group()
-    commit_a = committer(redis, keys, "a")
-    token = await commit_a.token()
+    b = GroupConsumer(redis, keys, "in", "g", "b")
     await publish(redis, keys, 6)
-    before = await a.read_new(6, 0)
+    before = await a.group.read_new(6, 0)
     taken = await b.claim_stale(0, 3)  # A stalls past its deadline; B takes the oldest three
     assert len(taken) == 3
     await publish(redis, keys, 2, start=6)
-    after = await a.read_new(10, 0)  # read after the claim, under the token A still believes in
+    after = await a.group.read_new(10, 0)  # read after the claim, under the token A still believes in
 
-    verdict = await commit_a.commit(forward(keys, before + after), token)
+    verdict = await a.committer.commit(forward(keys, before + after), a.token)
 
-    assert verdict.token != token, "the claim changed A's token"
+    assert verdict.token != a.token, "the claim changed A's token"
     assert verdict.fenced == [0, 1, 2]
     out = [f[b"rid"] for _, f in await redis.xrange(keys.stream("out"))]
     assert out == [b"r3", b"r4", b"r5", b"r6", b"r7"]
@@ -59,61 +79,54 @@ async def test_entries_claimed_from_a_stalled_consumer_are_fenced_and_later_ones
         "consumers": [{"name": b"b", "pending": 3}]}
 
 
-async def test_a_commit_under_the_current_token_skips_the_ownership_check(redis: Redis, keys: Keys):
-    a = GroupConsumer(redis, keys, "in", "g", "a")
-    await a.ensure_group()
-    commit_a = committer(redis, keys, "a")
-    token = await commit_a.token()
+async def test_a_commit_under_the_current_token_skips_the_ownership_check(
+    redis: Redis, keys: Keys, a: Consumer
+):
     await publish(redis, keys, 5)
-    held = await a.read_new(5, 0)
+    held = await a.group.read_new(5, 0)
     calls = await xpending_calls(redis)
 
-    verdict = await commit_a.commit(forward(keys, held), token)
+    verdict = await a.committer.commit(forward(keys, held), a.token)
 
     assert verdict.fenced == []
     assert await xpending_calls(redis) == calls, "no XPENDING on the fast path"
     assert await redis.xlen(keys.stream("out")) == 5
 
 
-async def test_suspect_entries_are_checked_even_under_the_current_token(redis: Redis, keys: Keys):
-    a, b = GroupConsumer(redis, keys, "in", "g", "a"), GroupConsumer(redis, keys, "in", "g", "b")
-    await a.ensure_group()
-    commit_a = committer(redis, keys, "a")
+async def test_suspect_entries_are_checked_even_under_the_current_token(
+    redis: Redis, keys: Keys, a: Consumer
+):
     await publish(redis, keys, 3)
-    held = await a.read_new(3, 0)
-    await b.claim_stale(0, 1)
-    token = await commit_a.token()  # A learnt the new token, but held[0] was read before it
+    held = await a.group.read_new(3, 0)
+    await GroupConsumer(redis, keys, "in", "g", "b").claim_stale(0, 1)
+    token = await a.committer.token()  # A learnt the new token, but held[0] was read before it
 
-    verdict = await commit_a.commit(forward(keys, held), token, suspect=[0])
+    verdict = await a.committer.commit(forward(keys, held), token, suspect=[0])
 
     assert verdict.fenced == [0]
     assert await redis.xlen(keys.stream("out")) == 2
 
 
-async def test_a_commit_repeated_after_a_lost_reply_writes_nothing_twice(redis: Redis, keys: Keys):
-    a = GroupConsumer(redis, keys, "in", "g", "a")
-    await a.ensure_group()
-    commit_a = committer(redis, keys, "a")
-    token = await commit_a.token()
+async def test_a_commit_repeated_after_a_lost_reply_writes_nothing_twice(
+    redis: Redis, keys: Keys, a: Consumer
+):
     await publish(redis, keys, 4)
-    batch = forward(keys, await a.read_new(4, 0))
-    await commit_a.commit(batch, token)
+    batch = forward(keys, await a.group.read_new(4, 0))
+    await a.committer.commit(batch, a.token)
 
-    again = await commit_a.commit(batch, token, suspect=range(4))  # what the runner sends on a retry
+    again = await a.committer.commit(batch, a.token, suspect=range(4))  # what the runner sends on a retry
 
     assert again.fenced == [0, 1, 2, 3]
     assert await redis.xlen(keys.stream("out")) == 4
 
 
-async def test_claiming_ones_own_pending_entries_leaves_the_token_alone(redis: Redis, keys: Keys):
-    a = GroupConsumer(redis, keys, "in", "g", "a")
-    await a.ensure_group()
-    commit_a = committer(redis, keys, "a")
-    token = await commit_a.token()
+async def test_claiming_ones_own_pending_entries_leaves_the_token_alone(
+    redis: Redis, keys: Keys, a: Consumer
+):
     await publish(redis, keys, 2)
-    await a.read_new(2, 0)
-    [page] = [p async for p in a.own_pending(10)]  # a restart re-reads its own entries
+    await a.group.read_new(2, 0)
+    [page] = [p async for p in a.group.own_pending(10)]  # a restart re-reads its own entries
 
-    verdict = await commit_a.commit(forward(keys, page), token)
+    verdict = await a.committer.commit(forward(keys, page), a.token)
 
-    assert (verdict.token, verdict.fenced) == (token, [])
+    assert (verdict.token, verdict.fenced) == (a.token, [])
