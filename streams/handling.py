@@ -29,12 +29,15 @@ A = TypeVar("A")
 
 
 class Handling:
-    """Outcome counters are the committer's (streams.runner): only committed outcomes count.
-    Here are counted handler attempts: their duration, and those that failed."""
+    """Runs attempts and decides their transitions.
+
+    Only attempts are counted here (their duration, and those that failed);
+    outcomes are counted by the runner once committed.
+    """
 
     def __init__(self, stage: Stage, handler: Handler | BatchHandler, outcomes: Outcomes,
                  metrics: StageMetrics) -> None:
-        self.stage, self.handler, self.outcomes = stage, handler, outcomes
+        self.stage, self.outcomes = stage, outcomes
         self.metrics = metrics
         self.watchdog = Watchdog(stage.timeout)
         self._one = cast(Handler, handler)
