@@ -53,7 +53,7 @@ class Channel:
         """
         conn = self._connection()
         try:
-            await conn.send_packed_command(packed, check_health=False)
+            await conn.send_packed_command(packed)  # a PING first only after 30 s idle
             return await conn.read_response(timeout=timeout)
         except ResponseError:
             raise
