@@ -8,6 +8,8 @@ format operation; callers that know their shapes pack whole entries at once.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +32,10 @@ class Channel:
 
     Built like the client's connections (same URL, TLS and credentials) but
     outside its pool, and without a socket timeout: redis-py wraps every send
-    in a task to time it. A call gives its own read timeout instead. Taking a
-    connection from the pool and sending through it cost about 40 µs of CPU per
-    call more (docs/BENCHMARKS.md), most of a small batch's overhead.
+    in a task to time it. A call has one deadline for its send and its reply
+    instead. Taking a connection from the pool and sending through it cost
+    about 40 µs of CPU per call more (docs/BENCHMARKS.md), most of a small
+    batch's overhead.
     """
 
     def __init__(self, redis: Redis) -> None:
@@ -53,8 +56,9 @@ class Channel:
         """
         conn = self._connection()
         try:
-            await conn.send_packed_command(packed)  # a PING first only after 30 s idle
-            return await conn.read_response(timeout=timeout)
+            async with asyncio.timeout(timeout):  # a frozen Redis must not hang a send either
+                await conn.send_packed_command(packed)  # a PING first only after 30 s idle
+                return await conn.read_response(timeout=math.inf)
         except ResponseError:
             raise
         except BaseException:
