@@ -136,8 +136,26 @@ def _ms(entry_id: bytes) -> int:
     return int(entry_id.split(b"-")[0])
 
 
-def _latencies(url: str, rate: float, seconds: float) -> dict[str, list[int]]:
-    """Per-stage latencies (ms) of the pipeline fed at ``rate`` messages/s."""
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat (None elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(t) for t in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # all but idle and iowait
+
+
+def _busy_since(start: tuple[int, int] | None) -> float | None:
+    end = _cpu_ticks()
+    if start is None or end is None or end[1] == start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
+def _latencies(url: str, rate: float, seconds: float) -> tuple[dict[str, list[int]], float | None]:
+    """Per-stage latencies (ms) of the pipeline fed at ``rate`` messages/s, and how busy the
+    machine's cores were meanwhile (a fraction; None where /proc/stat is missing)."""
     keys = Keys("bench", f"paced-{uuid.uuid4().hex[:8]}")
     client = redis.Redis.from_url(url)
     processes = _spawn("pipeline", url, keys)
@@ -145,7 +163,7 @@ def _latencies(url: str, rate: float, seconds: float) -> dict[str, list[int]]:
     try:
         _wait_ready(client, keys)
         commands = _entries(keys.stream("in"), total)
-        tick, sent, started = 0.005, 0, time.perf_counter()
+        tick, sent, started, ticks = 0.005, 0, time.perf_counter(), _cpu_ticks()
         while sent < total:
             due = min(total, int((time.perf_counter() - started) * rate) + 1)
             if due > sent:
@@ -154,6 +172,7 @@ def _latencies(url: str, rate: float, seconds: float) -> dict[str, list[int]]:
             time.sleep(tick)
         while client.xlen(keys.stream("out")) < total:
             time.sleep(0.01)
+        busy = _busy_since(ticks)
         added = {s: {f[b"rid"]: _ms(i) for i, f in client.xrange(keys.stream(s))}
                  for s in ("in", "a", "b", "out")}
     finally:
@@ -163,7 +182,7 @@ def _latencies(url: str, rate: float, seconds: float) -> dict[str, list[int]]:
     result = {name: [added[dst][r] - added[src][r] for r in added["in"]]
               for name, (src, dst) in zip(STAGES, hops, strict=True)}
     result["end_to_end"] = [added["out"][r] - added["in"][r] for r in added["in"]]
-    return result
+    return result, busy
 
 
 def _percentile(values: list[int], q: float) -> float:
@@ -189,10 +208,12 @@ def run(messages: int, url: str, seconds: float, rounds: int,
     rate = pipeline / 2
     paced = []
     for n in range(1, rounds + 1):
-        paced.append(_latencies(url, rate, seconds))
-        worst = max(_percentile(paced[-1][s], 0.99) for s in STAGES)
+        latencies, busy = _latencies(url, rate, seconds)
+        paced.append(latencies)
+        worst = max(_percentile(latencies[s], 0.99) for s in STAGES)
+        cores = "" if busy is None else f"; cores {busy:.0%} busy"
         say(f"paced round {n}/{rounds} at {rate:,.0f} msgs/s: per-stage p99 " + " / ".join(
-            f"{_percentile(paced[-1][s], 0.99):.0f}" for s in STAGES) + f" ms (worst {worst:.0f})")
+            f"{_percentile(latencies[s], 0.99):.0f}" for s in STAGES) + f" ms (worst {worst:.0f}{cores})")
     paced.sort(key=lambda r: max(_percentile(r[s], 0.99) for s in STAGES))
     for name, values in paced[rounds // 2].items():
         say(f"latency at {rate:,.0f} msgs/s (median round), {name}: p50={_percentile(values, 0.5):.0f} ms "
