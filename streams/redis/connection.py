@@ -16,9 +16,11 @@ def connect(settings: Settings, **options: Any) -> Redis:
     Responses stay bytes: payloads are orjson bytes and decoding them twice is waste.
     """
     defaults: dict[str, Any] = {
-        "decode_responses": False, "health_check_interval": 30, "socket_keepalive": True,
+        "decode_responses": False, "health_check_interval": 30,
         # Without a timeout, a reply lost in a Redis restart is awaited forever (a commit hung
         # so in a test); every blocking read of ours waits well under this.
         "socket_timeout": 30, "socket_connect_timeout": 5,
     }
+    if not settings.redis_url.startswith("unix://"):  # Unix sockets take no keepalive option
+        defaults["socket_keepalive"] = True
     return aioredis.Redis.from_url(settings.redis_url, **{**defaults, **options})

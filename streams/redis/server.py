@@ -1,5 +1,8 @@
 """An embedded redis-server: started on a free loopback port with its data in a directory.
 
+It also listens on a Unix socket in that directory (``socket_url``), for
+clients on the same machine.
+
 Used by ``millstream up`` (with the append-only file on), by benchmarks and by
 tests. ``stop()`` terminates it and waits, so no process is left behind.
 """
@@ -35,8 +38,11 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.directory = directory
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.socket = directory / "redis.sock"
+        self.socket_url = f"unix://{self.socket}"
         self.process = subprocess.Popen(
             [path, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
+             "--unixsocket", str(self.socket), "--unixsocketperm", "700",
              "--save", "", "--appendonly", "yes" if appendonly else "no",
              "--logfile", str(directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
