@@ -2,12 +2,14 @@
 
 Both run one process per stage on the same (embedded, unless --redis-url)
 redis-server, fed the same pre-encoded envelopes. Throughput is end-to-end
-messages per second through all three stages. Each round measures the
-baseline and then the pipeline, back to back; the round with the median
-ratio is reported, as a shared 2-core machine makes single runs vary by a
-third. Then the pipeline runs paced at half its reported rate, as many rounds,
-and per-stage latency is read from entry IDs (the millisecond each entry was
-added to its stream); the round with the median worst-stage p99 is reported.
+messages per second through all three stages. Each round measures both
+throughputs back to back, then runs both paced at half the rate the pipeline
+just reached, and reads per-stage latency from entry IDs (the millisecond
+each entry was added to its stream). Pacing each round by its own maximum
+keeps "half the maximum rate" true on a machine whose speed drifts between
+rounds (a shared 2-core VM varies by a third). The round with the median
+throughput ratio and the round with the median worst-stage p99 are reported;
+the raw loop's p99 at the same rate is the latency baseline.
 Last line:
 ``pipeline_msgs_per_s=<float> baseline_msgs_per_s=<float> ratio=<float>``.
 """
@@ -23,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import redis
 import typer
@@ -153,12 +155,30 @@ def _busy_since(start: tuple[int, int] | None) -> float | None:
     return (end[0] - start[0]) / (end[1] - start[1])
 
 
-def _latencies(url: str, rate: float, seconds: float) -> tuple[dict[str, list[int]], float | None]:
-    """Per-stage latencies (ms) of the pipeline fed at ``rate`` messages/s, and how busy the
-    machine's cores were meanwhile (a fraction; None where /proc/stat is missing)."""
-    keys = Keys("bench", f"paced-{uuid.uuid4().hex[:8]}")
+class Paced(NamedTuple):
+    """A paced run: per-stage latencies (ms) and how busy the machine's cores were
+    meanwhile (a fraction; None where /proc/stat is missing)."""
+
+    latencies: dict[str, list[int]]
+    busy: float | None
+
+    def p99(self, stage: str) -> float:
+        return _percentile(self.latencies[stage], 0.99)
+
+    @property
+    def worst(self) -> float:
+        return max(self.p99(s) for s in STAGES)
+
+    def summary(self) -> str:
+        cores = "" if self.busy is None else f", cores {self.busy:.0%} busy"
+        return "/".join(f"{self.p99(s):.0f}" for s in STAGES) + f" ms{cores}"
+
+
+def _latencies(kind: str, url: str, rate: float, seconds: float) -> Paced:
+    """``kind`` ("pipeline" or "raw") fed at ``rate`` messages/s for ``seconds``."""
+    keys = Keys("bench", f"paced-{kind}-{uuid.uuid4().hex[:8]}")
     client = redis.Redis.from_url(url)
-    processes = _spawn("pipeline", url, keys)
+    processes = _spawn(kind, url, keys)
     total = int(rate * seconds)
     try:
         _wait_ready(client, keys)
@@ -182,7 +202,7 @@ def _latencies(url: str, rate: float, seconds: float) -> tuple[dict[str, list[in
     result = {name: [added[dst][r] - added[src][r] for r in added["in"]]
               for name, (src, dst) in zip(STAGES, hops, strict=True)}
     result["end_to_end"] = [added["out"][r] - added["in"][r] for r in added["in"]]
-    return result, busy
+    return Paced(result, busy)
 
 
 def _percentile(values: list[int], q: float) -> float:
@@ -194,38 +214,39 @@ def run(messages: int, url: str, seconds: float, rounds: int,
         say: Callable[[str], None]) -> tuple[float, float]:
     raw: list[float] = []
     ours: list[float] = []
+    paced: list[tuple[float, Paced, Paced]] = []  # (rate, pipeline, raw loop)
     for n in range(1, rounds + 1):
         raw.append(_throughput("raw", url, messages))
         ours.append(_throughput("pipeline", url, messages))
         say(f"round {n}/{rounds}: baseline {raw[-1]:,.0f} msgs/s, pipeline {ours[-1]:,.0f} msgs/s "
             f"(ratio {ours[-1] / raw[-1]:.3f})")
+        rate = ours[-1] / 2
+        paced.append((rate, _latencies("pipeline", url, rate, seconds),
+                      _latencies("raw", url, rate, seconds)))
+        say(f"  paced at {rate:,.0f} msgs/s, per-stage p99: pipeline {paced[-1][1].summary()}; "
+            f"raw loop {paced[-1][2].summary()}")
     by_ratio = sorted(range(rounds), key=lambda i: ours[i] / raw[i])
     median = by_ratio[rounds // 2]
     baseline, pipeline = raw[median], ours[median]
     say(f"median round {median + 1}: baseline (raw redis-py loop, 3 processes) {baseline:,.0f} msgs/s, "
         f"pipeline (millstream, fenced transitions, 3 processes) {pipeline:,.0f} msgs/s")
     say(f"best rounds: baseline {max(raw):,.0f} msgs/s, pipeline {max(ours):,.0f} msgs/s")
-    rate = pipeline / 2
-    paced = []
-    for n in range(1, rounds + 1):
-        latencies, busy = _latencies(url, rate, seconds)
-        paced.append(latencies)
-        worst = max(_percentile(latencies[s], 0.99) for s in STAGES)
-        cores = "" if busy is None else f"; cores {busy:.0%} busy"
-        say(f"paced round {n}/{rounds} at {rate:,.0f} msgs/s: per-stage p99 " + " / ".join(
-            f"{_percentile(latencies[s], 0.99):.0f}" for s in STAGES) + f" ms (worst {worst:.0f}{cores})")
-    paced.sort(key=lambda r: max(_percentile(r[s], 0.99) for s in STAGES))
-    for name, values in paced[rounds // 2].items():
+    rate, ours_paced, raw_paced = sorted(paced, key=lambda r: r[1].worst)[rounds // 2]
+    for name, values in ours_paced.latencies.items():
         say(f"latency at {rate:,.0f} msgs/s (median round), {name}: p50={_percentile(values, 0.5):.0f} ms "
             f"p99={_percentile(values, 0.99):.0f} ms max={max(values)} ms (n={len(values)})")
+    against = ours_paced.worst / max(1.0, raw_paced.worst)
+    say(f"worst-stage p99 at half the maximum rate, median round: pipeline {ours_paced.worst:.0f} ms, "
+        f"raw loop {raw_paced.worst:.0f} ms at the same rate (ratio {against:.2f}); pipeline/raw by round: "
+        + ", ".join(f"{o.worst:.0f}/{r.worst:.0f}" for _, o, r in paced))
     return pipeline, baseline
 
 
 def core(
     messages: Annotated[int, typer.Option(help="Messages per throughput run")] = 20_000,
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of an embedded one")] = None,
-    seconds: Annotated[float, typer.Option(help="Length of the paced latency run")] = 5.0,
-    rounds: Annotated[int, typer.Option(min=1, help="Throughput rounds; the median is reported")] = 5,
+    seconds: Annotated[float, typer.Option(help="Length of each paced latency run")] = 5.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (throughput, then paced); medians reported")] = 5,
 ) -> None:
     """No-op 3-stage pipeline vs a raw redis-py loop: throughput ratio and per-stage latency."""
     with tempfile.TemporaryDirectory(prefix="millstream-bench-") as tmp:
