@@ -1,7 +1,7 @@
 """An embedded redis-server: started on a free loopback port with its data in a directory.
 
-It also listens on a Unix socket in that directory (``socket_url``), for
-clients on the same machine.
+With ``unix_socket=True`` it also listens on a Unix socket in that directory
+(``socket_url``), for clients on the same machine.
 
 Used by ``millstream up`` (with the append-only file on), by benchmarks and by
 tests. ``stop()`` terminates it and waits, so no process is left behind.
@@ -21,6 +21,8 @@ import redis
 from streams.errors import TransportError
 from streams.processes import terminate
 
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,7 +32,7 @@ def free_port() -> int:
 
 class EmbeddedRedis:
     def __init__(self, directory: Path, *, appendonly: bool = False, port: int = 0,
-                 binary: str = "redis-server") -> None:
+                 binary: str = "redis-server", unix_socket: bool = False) -> None:
         path = shutil.which(binary)
         if path is None:
             raise TransportError(f"{binary} is not installed (scripts/setup.sh installs it)")
@@ -38,11 +40,13 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.directory = directory
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.socket = directory / "redis.sock"
-        self.socket_url = f"unix://{self.socket}"
+        socket_path = directory / "redis.sock"
+        if unix_socket and len(str(socket_path)) > SOCKET_PATH_MAX:
+            raise TransportError(f"Unix socket path too long ({socket_path}): use a shorter directory")
+        self.socket_url = f"unix://{socket_path}" if unix_socket else None
+        listen = ["--unixsocket", str(socket_path), "--unixsocketperm", "700"] if unix_socket else []
         self.process = subprocess.Popen(
-            [path, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
-             "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+            [path, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), *listen,
              "--save", "", "--appendonly", "yes" if appendonly else "no",
              "--logfile", str(directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
+import pytest
 from redis.asyncio import Redis
 
 from streams.keys import Keys
@@ -13,6 +15,7 @@ from streams.redis.connection import connect
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
+from tests.conftest import require_tool
 from tests.support.pipelines import payloads, running, wait_for
 from tests.support.redis_server import RedisServer
 
@@ -21,10 +24,19 @@ async def increment(message: Message) -> list[Outgoing]:
     return [Outgoing({"n": message.payload["n"] + 1})]
 
 
+@pytest.fixture(scope="module")
+def socket_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis-unix"), binary=require_tool("redis-server"),
+                         unix_socket=True)
+    yield server
+    server.stop()
+
+
 async def test_a_stage_reads_and_commits_over_a_unix_socket(
-    redis_server: RedisServer, keys: Keys, settings: Settings
+    socket_server: RedisServer, keys: Keys, settings: Settings
 ):
-    over_socket = dataclasses.replace(settings, redis_url=redis_server.socket_url)
+    assert socket_server.socket_url is not None
+    over_socket = dataclasses.replace(settings, redis_url=socket_server.socket_url)
     client: Redis = connect(over_socket)
     try:
         await library.load(client)
