@@ -1,7 +1,7 @@
 """Task status lookups: the last recorded transition of a request id.
 
 Status records are kept in time-bucketed hashes (one HSET per committed batch;
-see the ``record`` step of functions/millstream.lua): bucket ``n`` covers
+see ``write_status`` in functions/millstream.lua): bucket ``n`` covers
 ``[n * span, (n + 1) * span)`` ms with ``span = status_ttl / 8`` and expires
 ``status_ttl`` after its end. The newest bucket holding the id has its latest
 state.

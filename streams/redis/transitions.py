@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -125,6 +126,51 @@ def _pack_op(op: Op, keys: _KeyList, out: list[bytes]) -> int:
     return 4
 
 
+def _forward(t: Transition) -> Envelope | None:
+    """The envelope of the common case: ``t`` forwards one envelope under its own request id."""
+    ops = t.ops
+    if (len(ops) == 1 and type(op := ops[0]) is Envelope and t.state == "forwarded"
+            and op.request_id == t.request_id):
+        return op
+    return None
+
+
+def _pack_run(run: list[bytes], key_index: int, out: list[bytes]) -> int:
+    out += (b"$1\r\nF\r\n", _small(key_index), _small(len(run)), *run)
+    return 3 + 4 * len(run)
+
+
+def _pack_entries(batch: Sequence[Transition], keys: _KeyList) -> tuple[list[bytes], int]:
+    """The packed entries of ``batch`` (see ms_commit), and how many arguments they are.
+
+    Consecutive forwards to one stream go in a run, four arguments per entry.
+    """
+    body: list[bytes] = []
+    count = 0
+    run: list[bytes] = []  # packed entries of the run of forwards to ``sink``
+    sink = ""
+    for t in batch:
+        entry, rid = t.entry_id.encode(), t.request_id.encode()
+        if forward := _forward(t):
+            if forward.key != sink and run:
+                count += _pack_run(run, keys.index(sink), body)
+                run = []
+            sink, data, origin = forward.key, forward.data, b"%d" % forward.origin_ms
+            run.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+                len(entry), entry, len(rid), rid, len(data), data, len(origin), origin))
+            continue
+        if run:
+            count += _pack_run(run, keys.index(sink), body)
+            run = []
+        body.append(b"%b%b%b%b" % (resp.bulk(entry), resp.bulk(rid), _small(t.state), _small(len(t.ops))))
+        count += 4
+        for op in t.ops:
+            count += _pack_op(op, keys, body)
+    if run:
+        count += _pack_run(run, keys.index(sink), body)
+    return body, count
+
+
 @dataclass(frozen=True, slots=True)
 class Committer:
     """Commits transitions of entries read by ``consumer`` of ``group`` from ``source``."""
@@ -152,30 +198,13 @@ class Committer:
         for the entries numbered ``suspect`` (0-based), read under an older one.
         """
         keys = _KeyList(self.source, self.keys.events, self.keys.fences)
-        body: list[bytes] = []
-        count = 0
-        sink, where = "", b""  # the last forward's key and its packed KEYS number
-        for t in batch:
-            entry, rid, ops = t.entry_id.encode(), t.request_id.encode(), t.ops
-            if (len(ops) == 1 and type(op := ops[0]) is Envelope and t.state == "forwarded"
-                    and op.request_id == t.request_id):
-                # The common case, in short: one envelope forwarded under the entry's request id.
-                if op.key != sink:
-                    sink, where = op.key, _small(keys.index(op.key))
-                origin = b"%d" % op.origin_ms
-                body.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n$1\r\nF\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-                    len(entry), entry, len(rid), rid, where, len(op.data), op.data, len(origin), origin))
-                count += 6
-                continue
-            body.append(b"%b%b%b%b" % (resp.bulk(entry), resp.bulk(rid), _small(t.state), _small(len(ops))))
-            count += 4
-            for op in ops:
-                count += _pack_op(op, keys, body)
+        body, count = _pack_entries(batch, keys)
         head = [
             b"FCALL", b"ms_commit", b"%d" % len(keys.keys), *[k.encode() for k in keys.keys],
             self.group.encode(), self.consumer.encode(), b"%d" % int(time.time() * 1000),
             b"%d" % self.status_ttl_ms, b"%d" % self.events_maxlen, self.stage.encode(),
             self.keys.status_prefix.encode(), token.encode(), b"%d" % (self.max_held + len(batch)),
+            orjson.dumps([(t.request_id, t.state, t.entry_id) for t in batch]),
             b"%d" % len(suspect), *[b"%d" % (i + 1) for i in suspect],
         ]
         packed = resp.command(len(head) + count, [*map(resp.bulk, head), *body])

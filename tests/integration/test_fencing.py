@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -16,7 +17,8 @@ from streams.delivery import Delivery
 from streams.keys import Keys
 from streams.redis.consumer import GroupConsumer
 from streams.redis.publisher import Publisher
-from streams.redis.transitions import Committer, Envelope, Transition
+from streams.redis.transitions import Committer, Envelope, Transition, Xadd
+from streams.tasks import task_status
 
 
 def committer(redis: Redis, keys: Keys, consumer: str) -> Committer:
@@ -130,3 +132,36 @@ async def test_claiming_ones_own_pending_entries_leaves_the_token_alone(
     verdict = await a.committer.commit(forward(keys, page), a.token)
 
     assert (verdict.token, verdict.fenced) == (a.token, [])
+
+
+async def test_a_mixed_batch_skips_just_the_fenced_entries_and_records_the_rest(
+    redis: Redis, keys: Keys, a: Consumer
+):
+    await publish(redis, keys, 6)
+    held = await a.group.read_new(6, 0)
+    out, other, errors = keys.stream("out"), keys.stream("other"), keys.stream("errors")
+
+    def forward_to(key: str, d: Delivery) -> Transition:
+        return Transition(d.id, d.request_id, "forwarded", [Envelope(key, d.fields[b"d"], d.request_id, 0)])
+
+    def fail(d: Delivery) -> Transition:
+        return Transition(d.id, d.request_id, "failed", [Xadd(errors, ["rid", d.request_id])])
+
+    # runs of forwards to two streams, broken by other transitions; B takes entries 1 and 3
+    batch = [forward_to(out, held[0]), forward_to(out, held[1]), fail(held[2]), fail(held[3]),
+             forward_to(other, held[4]), forward_to(out, held[5])]
+    await redis.xclaim(keys.stream("in"), "g", "b", 0, [held[1].id, held[3].id])
+
+    verdict = await a.committer.commit(batch, a.token, suspect=range(6))
+
+    assert verdict.fenced == [1, 3]
+    assert [f[b"rid"] for _, f in await redis.xrange(out)] == [b"r0", b"r5"]
+    assert [f[b"rid"] for _, f in await redis.xrange(other)] == [b"r4"]
+    assert [f[b"rid"] for _, f in await redis.xrange(errors)] == [b"r2"]
+    [event] = [e for _, e in await redis.xrange(keys.events) if e[b"stage"] == b"s"]
+    assert orjson.loads(event[b"t"]) == [
+        ["r0", "forwarded", held[0].id], ["r2", "failed", held[2].id],
+        ["r4", "forwarded", held[4].id], ["r5", "forwarded", held[5].id]]
+    assert await task_status(redis, keys, "r2", 60) == {
+        "stage": "s", "state": "failed", "entry": held[2].id, "at": orjson.loads(event[b"at"])}
+    assert await task_status(redis, keys, "r1", 60) is None  # not A's to record

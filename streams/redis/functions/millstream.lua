@@ -10,21 +10,41 @@
 -- Events: one entry per batch, field `t` listing [request_id, state, entry] of
 -- every transition in it, in order. Stage names, states and entry ids need no
 -- JSON escaping (stage names are checked by Keys).
-local function record(status_prefix, events, maxlen, stage, now, ttl, done)
-  if #done == 0 then return end
+
+-- The status value of a transition is prefix(stage, state) .. entry .. suffix(now).
+local function status_prefix_of(stage, state)
+  return '{"stage":"' .. stage .. '","state":"' .. state .. '","entry":"'
+end
+
+local function status_suffix(now)
+  return '","at":' .. now .. '}'
+end
+
+-- fields: request id, status value, request id, status value, ...
+local function write_status(status_prefix, now, ttl, fields)
   local span = math.floor(ttl / 8)
   local bucket = math.floor(now / span)
   local status_key = status_prefix .. string.format('%.0f', bucket)
-  local fields, head = {}, '{"stage":"' .. stage .. '","state":"'
-  for i, d in ipairs(done) do
-    fields[2 * i - 1] = d[1]
-    fields[2 * i] = head .. d[2] .. '","entry":"' .. d[3] .. '","at":' .. now .. '}'
-  end
   for i = 1, #fields, 1000 do
     redis.call('HSET', status_key, unpack(fields, i, math.min(i + 999, #fields)))
   end
   redis.call('PEXPIREAT', status_key, string.format('%.0f', (bucket + 1) * span + ttl))
-  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'stage', stage, 'at', now, 't', cjson.encode(done))
+end
+
+local function add_event(events, maxlen, stage, now, transitions)
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'stage', stage, 'at', now, 't', transitions)
+end
+
+-- done: {request_id, state, entry} per transition.
+local function record(status_prefix, events, maxlen, stage, now, ttl, done)
+  if #done == 0 then return end
+  local fields, suffix = {}, status_suffix(now)
+  for i, d in ipairs(done) do
+    fields[2 * i - 1] = d[1]
+    fields[2 * i] = status_prefix_of(stage, d[2]) .. d[3] .. suffix
+  end
+  write_status(status_prefix, now, ttl, fields)
+  add_event(events, maxlen, stage, now, cjson.encode(done))
 end
 
 local function owned(src, group, consumer, id)
@@ -88,22 +108,26 @@ local OP_SIZE = {e = 5, z = 4, l = 3}
 -- ms_commit: KEYS = source, events, fences, targets...
 -- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, status_prefix,
 --        token, limit (at least how many entries this consumer can hold),
---        n_suspect, suspect entry numbers (1-based)..., then per entry either
---        entry_id, request_id, state, n_ops, ops...   or, the common case in short,
---        entry_id, request_id, 'F', key_index, payload, origin_ms
+--        transitions (the event's `t`: JSON [request_id, state, entry_id] of every entry),
+--        n_suspect, suspect entry numbers (1-based)..., then the entries, in order, each
+--        entry_id, request_id, state, n_ops, ops...
+--        except for runs of the common case, in short:
+--        'F', key_index, count, then per entry: entry_id, request_id, payload, origin_ms
 --        (state 'forwarded', one op: 'e', key_index, payload, request_id, origin_ms)
 -- ops: 'e', key_index, payload, request_id, origin_ms  XADD an envelope (attempt 1)
 --      'x', key_index, n, values...                    XADD key * values...
 --      'z', key_index, score, member                   ZADD key score member
 --      'l', key_index, value                           RPUSH key value (a legacy list mirror)
+-- Runs spare Redis two arguments per entry: each costs it a Lua string.
 -- An entry is checked against this consumer's pending list (fencing) when it
 -- is suspect (read under an older token) or when `token` is no longer current.
 -- Status buckets are status_prefix .. bucket number: they share the pipeline's
 -- hash tag with KEYS, so they live in the same cluster slot.
 -- Returns {current token, numbers of the entries fenced off (not ours: skipped)...}.
--- Where the entry after the one at `pos` starts.
+local RUN_ENTRY = 4  -- ARGV slots per entry of a run
+
+-- Where the entry after the one at `pos` (not a run) starts.
 local function next_entry(args, pos)
-  if args[pos + 2] == 'F' then return pos + 6 end
   local p = pos + 4
   for _ = 1, tonumber(args[p - 1]) do
     p = p + (OP_SIZE[args[p]] or 3 + tonumber(args[p + 2]))
@@ -115,14 +139,23 @@ end
 -- all of them when the token changed, else those read under an older one.
 local function suspects(args, first, n_suspect, all)
   local wanted, ids, set, i, pos = {}, {}, {}, 0, first
-  for k = 1, n_suspect do wanted[tonumber(args[10 + k])] = true end
-  while pos <= #args do
+  for k = 1, n_suspect do wanted[tonumber(args[11 + k])] = true end
+  local function visit(id)
     i = i + 1
     if all or wanted[i] then
-      ids[#ids + 1] = args[pos]
-      set[args[pos]] = true
+      ids[#ids + 1] = id
+      set[id] = true
     end
-    pos = next_entry(args, pos)
+  end
+  while pos <= #args do
+    if args[pos] == 'F' then
+      local last = pos + 3 + RUN_ENTRY * tonumber(args[pos + 2])
+      for q = pos + 3, last - 1, RUN_ENTRY do visit(args[q]) end
+      pos = last
+    else
+      visit(args[pos])
+      pos = next_entry(args, pos)
+    end
   end
   return set, ids
 end
@@ -130,53 +163,74 @@ end
 local function commit(keys, args)
   local src, events, fences = keys[1], keys[2], keys[3]
   local group, consumer, now, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5], args[6]
-  local status_prefix, token, limit, n_suspect = args[7], args[8], args[9], tonumber(args[10])
+  local status_prefix, token, limit, n_suspect = args[7], args[8], args[9], tonumber(args[11])
   local current = redis.call('HGET', fences, fence_field(src, group, consumer)) or ''
-  local first = 11 + n_suspect
+  local first = 12 + n_suspect
   local suspect, mine = {}, {}
   if current ~= token or n_suspect > 0 then  -- else the common case: one pass, no XPENDING
     local ids
     suspect, ids = suspects(args, first, n_suspect, current ~= token)
     if #ids > 0 then mine = owned_set(src, group, consumer, ids, limit) end
   end
-  local fenced, acked, done, i, p, n = {current}, {}, {}, 0, first, 0
+  -- Built here per entry, the status values are the one string a commit must
+  -- make per entry; the event's JSON comes from the caller (args[10]).
+  local suffix, forwarded = status_suffix(now), status_prefix_of(stage, 'forwarded')
+  local fenced, acked, states, fields, i, p, n = {current}, {}, {}, {}, 0, first, 0
   while p <= #args do
-    i = i + 1
-    local id, rid, state = args[p], args[p + 1], args[p + 2]
-    if suspect[id] and not mine[id] then
-      fenced[#fenced + 1] = i
-      p = next_entry(args, p)
-    elseif state == 'F' then
-      redis.call('XADD', keys[tonumber(args[p + 3])], '*', 'v', '1', 'd', args[p + 4], 'rid', rid,
-                 'att', '1', 't0', args[p + 5])
-      n = n + 1
-      acked[n] = id
-      done[n] = {rid, 'forwarded', id}
-      p = p + 6
-    else
-      p = p + 4
-      for _ = 1, tonumber(args[p - 1]) do
-        local code, key = args[p], keys[tonumber(args[p + 1])]
-        if code == 'e' then
-          redis.call('XADD', key, '*', 'v', '1', 'd', args[p + 2], 'rid', args[p + 3], 'att', '1',
-                     't0', args[p + 4])
-        elseif code == 'x' then
-          local n = tonumber(args[p + 2])
-          redis.call('XADD', key, '*', unpack(args, p + 3, p + 2 + n))
-        elseif code == 'l' then
-          redis.call('RPUSH', key, args[p + 2])
+    if args[p] == 'F' then
+      local key, last = keys[tonumber(args[p + 1])], p + 3 + RUN_ENTRY * tonumber(args[p + 2])
+      for q = p + 3, last - 1, RUN_ENTRY do
+        i = i + 1
+        local id, rid = args[q], args[q + 1]
+        if suspect[id] and not mine[id] then
+          fenced[#fenced + 1] = i
         else
-          redis.call('ZADD', key, args[p + 2], args[p + 3])
+          redis.call('XADD', key, '*', 'v', '1', 'd', args[q + 2], 'rid', rid, 'att', '1', 't0', args[q + 3])
+          n = n + 1
+          acked[n], states[n] = id, 'forwarded'
+          fields[2 * n - 1], fields[2 * n] = rid, forwarded .. id .. suffix
         end
-        p = p + (OP_SIZE[code] or 3 + tonumber(args[p + 2]))
       end
-      n = n + 1
-      acked[n] = id
-      done[n] = {rid, state, id}
+      p = last
+    else
+      i = i + 1
+      local id, rid, state = args[p], args[p + 1], args[p + 2]
+      if suspect[id] and not mine[id] then
+        fenced[#fenced + 1] = i
+        p = next_entry(args, p)
+      else
+        p = p + 4
+        for _ = 1, tonumber(args[p - 1]) do
+          local code, key = args[p], keys[tonumber(args[p + 1])]
+          if code == 'e' then
+            redis.call('XADD', key, '*', 'v', '1', 'd', args[p + 2], 'rid', args[p + 3], 'att', '1',
+                       't0', args[p + 4])
+          elseif code == 'x' then
+            local n = tonumber(args[p + 2])
+            redis.call('XADD', key, '*', unpack(args, p + 3, p + 2 + n))
+          elseif code == 'l' then
+            redis.call('RPUSH', key, args[p + 2])
+          else
+            redis.call('ZADD', key, args[p + 2], args[p + 3])
+          end
+          p = p + (OP_SIZE[code] or 3 + tonumber(args[p + 2]))
+        end
+        n = n + 1
+        acked[n], states[n] = id, state
+        fields[2 * n - 1], fields[2 * n] = rid, status_prefix_of(stage, state) .. id .. suffix
+      end
     end
   end
+  if n == 0 then return fenced end
   ack(src, group, acked)
-  record(status_prefix, events, maxlen, stage, now, ttl, done)
+  write_status(status_prefix, now, ttl, fields)
+  local transitions = args[10]
+  if #fenced > 1 then  -- the caller's list names entries fenced off: list what was done
+    local done = {}
+    for k = 1, n do done[k] = {fields[2 * k - 1], states[k], acked[k]} end
+    transitions = cjson.encode(done)
+  end
+  add_event(events, maxlen, stage, now, transitions)
   return fenced
 end
 
