@@ -30,6 +30,10 @@ class Inbox:
     def held(self) -> int:
         return len(self._held)
 
+    def __contains__(self, entry_id: object) -> bool:
+        """Whether entry ``entry_id`` is held."""
+        return entry_id in self._held
+
     def free(self) -> int:
         return max(0, self.capacity - len(self._held))
 

@@ -69,6 +69,10 @@ class StageRunner:
         self._halt = asyncio.Event()  # ends the upkeep loops once everything is committed
         self._reading = False
         self._token = ""  # this consumer's fence token, as last seen in Redis
+        # Claims and scans that hand this consumer entries take turns, so a scan
+        # for lost entries never mistakes entries being claimed for lost ones.
+        self._claims = asyncio.Lock()
+        self._unsure = False  # a read or claim failed: its entries may be ours in Redis, unknown here
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -104,23 +108,41 @@ class StageRunner:
     async def _read(self) -> None:
         # The token is taken before each read: a claim after it changes the token in Redis.
         self._reading = True
-        token = self._token
-        async for page in self.group.own_pending(self.stage.max_in_flight):
-            await self._hold(page, token)
+        async with self._claims:
             token = self._token
+            async for page in self.group.own_pending(self.stage.max_in_flight):
+                await self._hold(page, token)
+                token = self._token
         self._reading = False
         while not self._stop.is_set():
             room = await self.inbox.room()
             self._reading = True
             try:
+                if self._unsure:
+                    await self._recover_lost()
                 token = self._token
                 batch = await self.group.read_new(min(room, self.stage.batch_size), READ_BLOCK_MS)
                 await self._hold(batch, token)
             except (RedisError, OSError) as error:  # Redis restarting, loading, unreachable
+                self._unsure = True
                 log.warning("stage %s: read failed (%s); retrying in 1s", self.stage.name, error)
                 await asyncio.sleep(1)
             finally:
                 self._reading = False
+
+    async def _recover_lost(self) -> None:
+        """Hold the entries a failed read or claim gave this consumer in Redis without its knowing.
+
+        Nobody else would take them before their deadline: this consumer is alive.
+        """
+        async with self._claims:
+            token = self._token
+            lost = await self.group.claim_lost(self.inbox)
+            self._unsure = False
+        if lost:
+            log.warning("stage %s: %d entries whose delivery was lost with a connection are "
+                        "taken up again", self.stage.name, len(lost))
+            await self._hold(lost, token)
 
     async def _hold(self, deliveries: list[Delivery], token: str) -> None:
         """Take ownership in the inbox; screened-out entries go straight to commit."""
@@ -266,15 +288,20 @@ class StageRunner:
         self.inbox.touch(await self.group.renew(old))
 
     async def _reclaim(self) -> None:
-        for consumer in await self.group.consumers():
-            if consumer != self.settings.consumer and self.inbox.free():
-                token = self._token
-                claimed = await self.group.claim_dead(consumer, self.inbox.free())
-                await self._claimed(claimed, "dead_consumer", token)
-        if self.inbox.free():
-            token = self._token
-            stale = await self.group.claim_stale(int(self.stage.deadline * 1000), self.inbox.free())
-            await self._claimed(stale, "deadline", token)
+        async with self._claims:
+            try:
+                for consumer in await self.group.consumers():
+                    if consumer != self.settings.consumer and self.inbox.free():
+                        token = self._token
+                        claimed = await self.group.claim_dead(consumer, self.inbox.free())
+                        await self._claimed(claimed, "dead_consumer", token)
+                if self.inbox.free():
+                    token = self._token
+                    stale = await self.group.claim_stale(int(self.stage.deadline * 1000), self.inbox.free())
+                    await self._claimed(stale, "deadline", token)
+            except BaseException:
+                self._unsure = True  # a claim whose reply was lost left its entries ours in Redis
+                raise
 
     async def _claimed(self, deliveries: list[Delivery], reason: str, token: str) -> None:
         if deliveries:

@@ -8,7 +8,7 @@ entry back from a live consumer before its deadline.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,29 @@ class GroupConsumer:
             batch = to_deliveries(self.stream, claimed)
             yield batch
             start = claimed[-1][0].decode()
+
+    async def claim_lost(self, held: Container[str], page: int = 500) -> list[Delivery]:
+        """This consumer's pending entries that are not in ``held``, re-delivered.
+
+        A read (or a claim) whose reply was lost in a dropped connection left
+        its entries pending for this consumer in Redis, unknown to it; nobody
+        else takes them before their deadline, since the consumer is alive.
+        """
+        lost: list[str] = []
+        start = "-"
+        while True:
+            pending = await self.redis.xpending_range(self.key, self.group, start, "+", page, self.consumer)
+            ids = [_text(m) for p in pending if isinstance(m := p["message_id"], bytes | str)]
+            lost += [i for i in ids if i not in held]
+            if len(ids) < page:
+                break
+            start = f"({ids[-1]}"
+        found: list[Delivery] = []
+        for i in range(0, len(lost), page):
+            claimed = await fcall(self.redis, "ms_claim_lost", [self.key, self.keys.fences],
+                                  [self.group, self.consumer, *lost[i:i + page]])
+            found += to_deliveries(self.stream, claimed)
+        return found
 
     async def claim_dead(self, dead: str, count: int) -> list[Delivery]:
         """Entries of ``dead`` if its heartbeat is gone (the consumer is deleted once empty)."""

@@ -13,6 +13,10 @@ from streams.stage import Stage
 from tests.support.pipelines import entries, payloads, running, wait_for
 
 
+async def blocked_readers(redis: Redis) -> list[str]:
+    return [c["id"] for c in await redis.client_list() if c["cmd"] == "xreadgroup" and "b" in c["flags"]]
+
+
 async def copy(message: Message) -> list[Outgoing]:
     return [Outgoing(message.payload)]
 
@@ -75,3 +79,24 @@ async def test_own_pending_entries_are_read_first_after_a_restart(redis: Redis, 
 
 async def _at_least(redis: Redis, key: str, n: int) -> bool:
     return int(await redis.xlen(key)) >= n
+
+
+async def test_entries_of_a_read_whose_reply_was_lost_are_processed_before_their_deadline(
+    redis: Redis, keys: Keys, settings: Settings
+):
+    admin = Redis.from_url(settings.redis_url)
+    async with running(redis, keys, Stage("copy", "in", copy, sinks=["out"], deadline=600), settings):
+        [reader] = await wait_for(lambda: blocked_readers(admin))
+        await admin.client_kill_filter(_id=reader)  # the reader's connection drops
+        # What a reply lost with it leaves: entries delivered to this consumer, unknown to it.
+        await Publisher(admin, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(5)])
+        await admin.xreadgroup("copy", settings.consumer, {keys.stream("in"): ">"}, count=5)
+
+        await wait_for(lambda: _at_least(redis, keys.stream("out"), 5), timeout=10)
+    assert sorted(p["n"] for p in await payloads(redis, keys.stream("out"))) == [0, 1, 2, 3, 4]
+    assert (await redis.xpending(keys.stream("in"), "copy"))["pending"] == 0
+    await admin.aclose()
+
+
+async def _at_least(redis: Redis, key: str, n: int) -> bool:
+    return await redis.xlen(key) >= n

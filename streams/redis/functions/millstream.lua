@@ -331,6 +331,19 @@ local function claim_mine(keys, args)
   return claim(src, keys[2], group, me, redis.call('XPENDING', src, group, start, '+', args[4], me))
 end
 
+-- ms_claim_lost: KEYS = stream, fences; ARGV = group, me, ids...
+-- Re-delivers those of `ids` still pending for this consumer: entries a read
+-- or a claim gave it in Redis whose reply was lost on the way (a dropped
+-- connection), so the consumer never knew it held them.
+local function claim_lost(keys, args)
+  local src, group, me, pending = keys[1], args[1], args[2], {}
+  for i = 3, #args do
+    local p = redis.call('XPENDING', src, group, args[i], args[i], 1, me)
+    if #p == 1 then pending[#pending + 1] = p[1] end
+  end
+  return claim(src, keys[2], group, me, pending)
+end
+
 -- ms_renew: KEYS = stream; ARGV = group, me, ids... Resets the idle time of the
 -- entries still ours (a lease renewal); returns the ids renewed.
 local function renew(keys, args)
@@ -478,5 +491,6 @@ redis.register_function('ms_promote', promote)
 redis.register_function('ms_claim_dead', claim_dead)
 redis.register_function('ms_claim_stale', claim_stale)
 redis.register_function('ms_claim_mine', claim_mine)
+redis.register_function('ms_claim_lost', claim_lost)
 redis.register_function('ms_renew', renew)
 redis.register_function('ms_trim', trim)
