@@ -10,7 +10,7 @@ from streams.redis.consumer import GroupConsumer
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
-from tests.support.pipelines import entries, payloads, running, wait_for
+from tests.support.pipelines import entries, payloads, running, wait_for, xlen_at_least
 
 
 async def blocked_readers(redis: Redis) -> list[str]:
@@ -72,13 +72,9 @@ async def test_own_pending_entries_are_read_first_after_a_restart(redis: Redis, 
     held = await group.read_new(2, 0)  # read, then "crashed" before committing
     await Publisher(redis, keys).publish("in", {"n": 3})
     async with running(redis, keys, Stage("copy", "in", copy, sinks=["out"], batch_size=1), settings):
-        await wait_for(lambda: _at_least(redis, keys.stream("out"), 4))
+        await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), 4))
     out = await payloads(redis, keys.stream("out"))
     assert [p["n"] for p in out[:2]] == [d.message.payload["n"] for d in held if d.message]
-
-
-async def _at_least(redis: Redis, key: str, n: int) -> bool:
-    return int(await redis.xlen(key)) >= n
 
 
 async def test_entries_of_a_read_whose_reply_was_lost_are_processed_before_their_deadline(
@@ -92,11 +88,7 @@ async def test_entries_of_a_read_whose_reply_was_lost_are_processed_before_their
         await Publisher(admin, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(5)])
         await admin.xreadgroup("copy", settings.consumer, {keys.stream("in"): ">"}, count=5)
 
-        await wait_for(lambda: _at_least(redis, keys.stream("out"), 5), timeout=10)
+        await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), 5), timeout=10)
     assert sorted(p["n"] for p in await payloads(redis, keys.stream("out"))) == [0, 1, 2, 3, 4]
     assert (await redis.xpending(keys.stream("in"), "copy"))["pending"] == 0
     await admin.aclose()
-
-
-async def _at_least(redis: Redis, key: str, n: int) -> bool:
-    return await redis.xlen(key) >= n

@@ -18,7 +18,7 @@ from streams.policy import RetryPolicy
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
-from tests.support.pipelines import payloads, running, wait_for
+from tests.support.pipelines import payloads, running, wait_for, xlen_at_least
 
 # Retries become due in the delayed set and are moved back by a job running every
 # claim_interval; reading them back adds a little more.
@@ -40,7 +40,7 @@ async def test_measured_retry_delays_stay_within_the_policy_bounds(redis: Redis,
     stage = Stage("flaky", "in", fails_twice, sinks=["out"], concurrency=count, max_deliveries=5, retry=policy)
     fast = dataclasses.replace(settings, claim_interval=0.05)
     async with running(redis, keys, stage, fast):
-        await wait_for(lambda: _at_least(redis, keys.stream("out"), count), timeout=20)
+        await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), count), timeout=20)
     first = [t[1] - t[0] for t in seen.values()]
     second = [t[2] - t[1] for t in seen.values()]
     assert max(first) <= policy.ceiling(1) + SLACK and max(second) <= policy.ceiling(2) + SLACK
@@ -66,7 +66,3 @@ async def test_handler_exceeding_its_timeout_fails_that_attempt(redis: Redis, ke
     assert time.monotonic() - started < 3
     assert await payloads(redis, keys.stream("out")) == [{"attempt": 2}]
     assert metrics.failed.labels(keys.pipeline, "slow")._value.get() == 1
-
-
-async def _at_least(redis: Redis, key: str, n: int) -> bool:
-    return int(await redis.xlen(key)) >= n

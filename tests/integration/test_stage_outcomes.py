@@ -13,7 +13,7 @@ from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.tasks import task_status
-from tests.support.pipelines import entries, payloads, running, wait_for
+from tests.support.pipelines import entries, payloads, running, wait_for, xlen_at_least
 
 
 async def double(message: Message) -> list[Outgoing]:
@@ -24,7 +24,7 @@ async def test_each_input_is_forwarded_once_and_acknowledged(redis: Redis, keys:
     await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(50)])
     stage = Stage("double", "in", double, sinks=["out"], concurrency=4, batch_size=10)
     async with running(redis, keys, stage, settings):
-        await wait_for(lambda: _xlen_at_least(redis, keys.stream("out"), 50))
+        await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), 50))
     assert sorted(p["n"] for p in await payloads(redis, keys.stream("out"))) == [2 * i for i in range(50)]
     assert (await redis.xpending(keys.stream("in"), "double"))["pending"] == 0
     out_rids = sorted(f[b"rid"].decode() for _, f in await entries(redis, keys.stream("out")))
@@ -42,7 +42,7 @@ async def test_request_ids_needing_json_escapes_are_recorded_exactly(
     odd = ['quote"d', "back\\slash", "tab\tand\nnewline", "ctl\x01", "ünï/cödé"]
     await Publisher(redis, keys).publish_many("in", [({"n": i}, rid) for i, rid in enumerate(odd)])
     async with running(redis, keys, Stage("double", "in", double, sinks=["out"]), settings):
-        await wait_for(lambda: _xlen_at_least(redis, keys.stream("out"), len(odd)))
+        await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), len(odd)))
     events = [orjson.loads(f[b"t"]) for _, f in await entries(redis, keys.events)]
     forwarded = [rid for batch in events for rid, state, _ in batch if state == "forwarded"]
     assert sorted(forwarded) == sorted(odd)
@@ -107,13 +107,9 @@ async def test_undecodable_entry_becomes_error_record_and_worker_goes_on(
     await Publisher(redis, keys).publish("in", {"n": 5})
     async with running(redis, keys, Stage("double", "in", double, sinks=["out"]), settings):
         await wait_for(lambda: redis.xlen(keys.stream("out")))
-        await wait_for(lambda: _xlen_at_least(redis, keys.errors, 2))
+        await wait_for(lambda: xlen_at_least(redis, keys.errors, 2))
     errors = await payloads(redis, keys.errors)
     assert [e["request_id"] for e in errors][1] == "bad-json"
     assert all("undecodable entry" in e["error_message"] for e in errors)
     assert errors[0]["payload"] == {"raw": {"garbage": "yes"}}
     assert await payloads(redis, keys.stream("out")) == [{"n": 10}]
-
-
-async def _xlen_at_least(redis: Redis, key: str, n: int) -> bool:
-    return int(await redis.xlen(key)) >= n

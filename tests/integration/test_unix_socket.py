@@ -16,7 +16,7 @@ from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
 from tests.conftest import require_tool
-from tests.support.pipelines import payloads, running, wait_for
+from tests.support.pipelines import payloads, running, wait_for, xlen_at_least
 from tests.support.redis_server import RedisServer
 
 
@@ -42,12 +42,8 @@ async def test_a_stage_reads_and_commits_over_a_unix_socket(
         await library.load(client)
         await Publisher(client, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(20)])
         async with running(client, keys, Stage("inc", "in", increment, sinks=["out"]), over_socket):
-            await wait_for(lambda: _count(client, keys.stream("out"), 20))
+            await wait_for(lambda: xlen_at_least(client, keys.stream("out"), 20))
         assert sorted(p["n"] for p in await payloads(client, keys.stream("out"))) == list(range(1, 21))
         assert (await client.xpending(keys.stream("in"), "inc"))["pending"] == 0
     finally:
         await client.aclose()
-
-
-async def _count(redis: Redis, key: str, n: int) -> bool:
-    return int(await redis.xlen(key)) >= n

@@ -41,6 +41,11 @@ async def payloads(redis: Redis, key: str) -> list[dict[str, Any]]:
     return [decode(f)[0] for _, f in await entries(redis, key)]
 
 
+async def xlen_at_least(redis: Redis, key: str, n: int) -> bool:
+    """Whether stream ``key`` holds at least ``n`` entries (a ``wait_for`` check)."""
+    return int(await redis.xlen(key)) >= n
+
+
 async def wait_for(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.02) -> Any:
     """Poll an async ``check`` until it returns something truthy; fail after ``timeout``."""
     deadline = asyncio.get_running_loop().time() + timeout
