@@ -20,6 +20,7 @@ from typing import Any, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from streams.errors import ConfigError
+from streams.redact import redact, secret_values
 
 PREFIX = "MILLSTREAM_"
 T = TypeVar("T")
@@ -69,18 +70,25 @@ class Settings:
 
 
 def check_redis_url(url: str, name: str) -> None:
-    """Accept redis://, rediss:// (TLS) and unix:// URLs, with optional ACL user:password."""
-    parts = urlsplit(url)
+    """Accept redis://, rediss:// (TLS) and unix:// URLs, with optional ACL user:password.
+
+    Errors show the URL without its password.
+    """
+    shown = redact(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise ConfigError(name, f"{shown!r}: {redact(str(error))}") from None
     if parts.scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError(name, f"{url!r} must start with redis://, rediss:// or unix://")
+        raise ConfigError(name, f"{shown!r} must start with redis://, rediss:// or unix://")
     if parts.scheme == "unix" and not parts.path:
-        raise ConfigError(name, f"{url!r} names no socket path (unix:///path/to/redis.sock)")
+        raise ConfigError(name, f"{shown!r} names no socket path (unix:///path/to/redis.sock)")
     if parts.scheme != "unix" and not parts.hostname:
-        raise ConfigError(name, f"{url!r} names no host")
+        raise ConfigError(name, f"{shown!r} names no host")
     try:
         parts.port  # noqa: B018 - parsing raises on a bad port
     except ValueError as error:
-        raise ConfigError(name, f"{url!r}: {error}") from None
+        raise ConfigError(name, f"{shown!r}: {redact(str(error))}") from None
 
 
 def variable(field: str) -> str:
@@ -131,6 +139,11 @@ def check_unknown(environ: Mapping[str, str], classes: Iterable[type[Any]]) -> N
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(name, f"unknown setting{hint}")
+
+
+def secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The secret values among the settings (keys, passwords, URL passwords), for ``streams.redact``."""
+    return secret_values(os.environ if environ is None else environ)
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
