@@ -12,7 +12,7 @@ scheme://user:password@host      -> scheme://user:***@host   (also scheme://:pas
 Authorization: Bearer abc        -> Authorization: ***        (any *-Authorization, Cookie, X-Api-Key)
 'Authorization': 'Bearer abc'    -> 'Authorization': '***'    (a header mapping's repr)
 Bearer abc / Basic abc           -> Bearer *** / Basic ***
-?api_key=abc&token=def           -> ?api_key=***&token=***    (key, api_key, apikey, token, password, secret, ...)
+?api_key=abc&token=def           -> ?api_key=***&token=***    (key, token, password, secret, ...)
 a known secret anywhere          -> ***
 ```
 
@@ -38,7 +38,9 @@ _HEADER_LINE = re.compile(rf"(?im)(?P<head>\b{_HEADER_NAMES}\s*:\s*)(?P<secret>[
 _HEADER_REPR = re.compile(
     rf"(?i)(?P<head>['\"]{_HEADER_NAMES}['\"]\s*[:,]\s*['\"])(?P<secret>[^'\"]*)(?P<tail>['\"])"
 )
-_SCHEME_TOKEN = re.compile(r"(?i)\b(?P<head>bearer|basic|token)\s+(?P<secret>(?!\*\*\*)[A-Za-z0-9._~+/=-]{4,})")
+_SCHEME_TOKEN = re.compile(
+    r"(?i)\b(?P<head>bearer|basic|token)\s+(?P<secret>(?!\*\*\*)[A-Za-z0-9._~+/=-]{4,})"
+)
 _QUERY_NAMES = r"(?:api[_-]?key|key|token|access[_-]?token|auth|password|passwd|secret|signature|sig)"
 _QUERY = re.compile(rf"(?i)(?P<head>[?&;]{_QUERY_NAMES}=)(?P<secret>[^&#\s'\"]+)")
 _SECRET_SUFFIXES = ("_KEY", "_PASSWORD", "_TOKEN", "_SECRET")
