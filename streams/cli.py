@@ -24,16 +24,22 @@ import uvloop
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streams import stats
 from streams.cli_dlq import app as dlq_app
 from streams.errors import ConfigError, StreamsError
 from streams.pipeline import Pipeline
+from streams.plaintext import plain
+from streams.redact import install_log_redaction, redact
 from streams.redis.connection import connect
-from streams.settings import Settings, from_env
+from streams.settings import Settings, from_env, secrets
 
-app = typer.Typer(help="millstream: stream processing on Redis Streams.", no_args_is_help=True)
-bench_app = typer.Typer(help="Reproducible benchmarks that print their figures.", no_args_is_help=True)
+# Tracebacks never print local variables: settings and clients hold passwords.
+app = typer.Typer(help="millstream: stream processing on Redis Streams.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+bench_app = typer.Typer(help="Reproducible benchmarks that print their figures.", no_args_is_help=True,
+                        pretty_exceptions_show_locals=False)
 app.add_typer(bench_app, name="bench")
 app.add_typer(dlq_app, name="dlq")
 T = TypeVar("T")
@@ -53,6 +59,18 @@ def load_settings(**overrides: Any) -> Settings:
     except ConfigError as error:
         typer.echo(f"millstream: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log to stderr at ``settings.log_level``, with secrets redacted and untrusted text escaped."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_redaction(secrets())
+
+
+def shown(text: object) -> str:
+    """Text for the operator's terminal: secrets redacted, control characters escaped."""
+    return plain(redact(str(text), secrets()))
 
 
 def load_factory(spec: str) -> Callable[[Settings], Pipeline]:
@@ -80,15 +98,15 @@ def worker(
     from streams.worker import run
 
     settings = load_settings(consumer=consumer, metrics_port=metrics_port)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(settings)
     pipeline = load_factory(factory)(settings)
     try:
         run_async(run(pipeline, settings, stage or ()))
     except KeyError as error:
         raise typer.BadParameter(str(error.args[0])) from None
     except (StreamsError, RedisError) as error:
-        raise SystemExit(f"millstream worker: {error} (MILLSTREAM_REDIS_URL={settings.redis_url})") from None
+        where = shown(settings.redis_url)
+        raise SystemExit(f"millstream worker: {shown(error)} (MILLSTREAM_REDIS_URL={where})") from None
 
 
 @app.command()
@@ -99,8 +117,7 @@ def exporter(
     from streams.exporter import run
 
     settings = load_settings(metrics_port=metrics_port)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(settings)
     if not settings.metrics_port:
         raise typer.BadParameter("the exporter needs a port: MILLSTREAM_METRICS_PORT or --metrics-port")
     with contextlib.suppress(KeyboardInterrupt):
@@ -123,10 +140,11 @@ def _status_table(rows: list[dict[str, Any]]) -> Table:
                    "oldest pending s", "consumers", "live", "heartbeat age s", "dlq", "dlq oldest s"):
         table.add_column(column, justify="left" if column in ("pipeline", "stream", "group") else "right")
     for s in rows:
-        head = [s["pipeline"], s["stream"], str(s["length"]), str(s["delayed"])]
+        head: list[Text | str] = [Text(plain(s["pipeline"])), Text(plain(s["stream"])), str(s["length"]),
+                                  str(s["delayed"])]
         for g in s["groups"] or [None]:
-            cells = ["-"] * 10 if g is None else [
-                g["group"], str(g["lag"]), f"{g['lag_seconds']:.1f}", str(g["pending"]),
+            cells: list[Text | str] = ["-"] * 10 if g is None else [
+                Text(plain(g["group"])), str(g["lag"]), f"{g['lag_seconds']:.1f}", str(g["pending"]),
                 f"{g['oldest_pending_seconds']:.1f}", str(g["consumers"]), str(g["live_consumers"]),
                 f"{g['heartbeat_age_seconds']:.1f}", str(g["dlq_length"]), f"{g['dlq_oldest_seconds']:.0f}",
             ]
@@ -160,6 +178,14 @@ def _register_plugins() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; Redis being unreachable is one line, not a traceback."""
     _register_plugins()
-    app()
+    try:
+        app()
+    except (RedisError, OSError) as error:
+        try:
+            where = f" at {shown(from_env().redis_url)}"
+        except ConfigError:
+            where = ""
+        typer.echo(f"millstream: Redis{where} failed: {shown(error)}; check MILLSTREAM_REDIS_URL", err=True)
+        raise SystemExit(1) from None

@@ -14,17 +14,21 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from streams import stats
 from streams.deadletters import DeadLetter, DeadLetters, Report, Selection
 from streams.errors import StreamsError
 from streams.keys import Keys
+from streams.plaintext import plain
+from streams.redact import redact
 from streams.redis import library
 from streams.redis.connection import connect
-from streams.settings import Settings
+from streams.settings import Settings, secrets
 from streams.timeparse import parse_time
 
-app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
+app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
 T = TypeVar("T")
 
 PipelineOpt = Annotated[str | None, typer.Option(help="Pipeline (default: the only one found)")]
@@ -38,12 +42,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 def _console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
+
+
+def _cell(value: object) -> Text:
+    """Untrusted text as a table cell: never rich markup, no terminal escapes, no secrets."""
+    return Text(plain(redact(str(value), secrets())))
 
 
 def _fail(error: StreamsError) -> typer.Exit:
     typer.echo(f"millstream dlq: {error}", err=True)
     return typer.Exit(2)
+
+
+def _json(document: Any) -> str:
+    """Indented JSON for scripts: still valid JSON, with secrets redacted and no raw C1/bidi controls."""
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    return plain(redact(text, secrets()), keep_newlines=True)
 
 
 def _selection(stage: str | None, reason: str | None, since: str | None, until: str | None,
@@ -94,8 +109,8 @@ def _table(letters: list[DeadLetter]) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     for d in letters:
-        table.add_row(d.id, d.stage, d.request_id, d.reason, str(d.deliveries), str(d.attempts),
-                      d.last_error, _when(d.dead_at))
+        table.add_row(*map(_cell, (d.id, d.stage, d.request_id, d.reason, d.deliveries, d.attempts,
+                                   d.last_error, _when(d.dead_at))))
     return table
 
 
@@ -109,8 +124,8 @@ def list_(pipeline: PipelineOpt = None, stage: StageOpt = None, reason: ReasonOp
     selection = _selection(stage, reason, since, until, request_id)
     page = _run(pipeline, lambda dl: dl.page(selection, limit, after))
     if as_json:
-        typer.echo(orjson.dumps({"letters": [d.as_json() for d in page.letters], "total": page.total,
-                                 "next": page.next_cursor}, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(_json({"letters": [d.as_json() for d in page.letters], "total": page.total,
+                          "next": page.next_cursor}))
         return
     _console().print(_table(page.letters))
     typer.echo(f"{len(page.letters)} shown of {page.total} matching"
@@ -127,18 +142,18 @@ def show(dlq_id: Annotated[str, typer.Argument(help="Dead letter id (from `dlq l
         raise typer.Exit(1)
     document = letter.as_json()
     if as_json:
-        typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(_json(document))
         return
     console = _console()
     for name in ("id", "stage", "request_id", "reason", "last_error", "deliveries", "attempts",
                  "source", "group", "consumer"):
-        console.print(f"[bold]{name}[/bold]: {document[name]}")
-    console.print(f"[bold]died[/bold]: {_when(letter.dead_at)} UTC")
-    console.print("[bold]error history[/bold] (oldest first):")
+        console.print(Text.assemble((name, "bold"), ": ", _cell(document[name])))
+    console.print(Text.assemble(("died", "bold"), f": {_when(letter.dead_at)} UTC"))
+    console.print(Text.assemble(("error history", "bold"), " (oldest first):"))
     for n, error in enumerate([*letter.errors, letter.last_error], 1):
-        console.print(f"  {n}. {error}")
-    console.print("[bold]payload[/bold]:")
-    console.print_json(orjson.dumps(letter.payload).decode())
+        console.print(Text.assemble(f"  {n}. ", _cell(error)))
+    console.print(Text.assemble(("payload", "bold"), ":"))
+    console.print_json(_json(letter.payload))
 
 
 def _with_progress(total_of: Callable[[DeadLetters], Awaitable[int]],
@@ -157,10 +172,10 @@ def _print_report(report: Report, verb: str, dry_run: bool) -> None:
     would = "would be " if dry_run else ""
     typer.echo(f"{report.matched} matching; {report.done} {would}{verb}"
                + (f"; {report.gone} already gone (handled by another run)" if report.gone else "")
-               + (f"; {len(report.skipped)} skipped (no decodable payload): {', '.join(report.skipped)}"
-                  if report.skipped else ""))
+               + (f"; {len(report.skipped)} skipped (no decodable payload): "
+                  f"{plain(', '.join(report.skipped))}" if report.skipped else ""))
     for target, count in report.targets.items():
-        typer.echo(f"  {count} {would}to {target}")
+        typer.echo(f"  {count} {would}to {plain(target)}")
 
 
 @app.command()
@@ -207,7 +222,7 @@ def purge(pipeline: PipelineOpt = None, stage: StageOpt = None, reason: ReasonOp
 def audit(pipeline: PipelineOpt = None, count: Annotated[int, typer.Option(help="Entries")] = 20) -> None:
     """The latest replays and purges: when, who, what, how many."""
     for entry in _run(pipeline, lambda dl: dl.audit(count)):
-        typer.echo(orjson.dumps(entry).decode())
+        typer.echo(plain(orjson.dumps(entry).decode()))
 
 
 async def _count(dl: DeadLetters, selection: Selection, limit: int | None) -> int:

@@ -11,7 +11,7 @@ password), whatever the text around it:
 scheme://user:password@host      -> scheme://user:***@host   (also scheme://:password@host)
 Authorization: Bearer abc        -> Authorization: ***        (any *-Authorization, Cookie, X-Api-Key)
 'Authorization': 'Bearer abc'    -> 'Authorization': '***'    (a header mapping's repr)
-Bearer abc / Basic abc           -> Bearer *** / Basic ***
+Bearer abc / Basic dXNlcjpw      -> Bearer *** / Basic ***
 ?api_key=abc&token=def           -> ?api_key=***&token=***    (key, token, password, secret, ...)
 a known secret anywhere          -> ***
 ```
@@ -19,7 +19,9 @@ a known secret anywhere          -> ***
 ``secret_values(environ)`` collects the known secrets of a process's settings:
 values of ``MILLSTREAM_*`` variables named ``*_KEY``, ``*_PASSWORD``, ``*_TOKEN``
 or ``*_SECRET``, and the password of every ``MILLSTREAM_*_URL``.
-``RedactingFilter`` applies ``redact`` to every log record a handler emits.
+``RedactingFilter`` applies ``redact`` to every log record a handler emits, and
+shows its untrusted text plainly (``streams.plaintext``: no terminal escapes, no
+forged log lines).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
+
+from streams.plaintext import plain
 
 MASK = "***"
 _MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words and digits
@@ -38,8 +42,9 @@ _HEADER_LINE = re.compile(rf"(?im)(?P<head>\b{_HEADER_NAMES}\s*:\s*)(?P<secret>[
 _HEADER_REPR = re.compile(
     rf"(?i)(?P<head>['\"]{_HEADER_NAMES}['\"]\s*[:,]\s*['\"])(?P<secret>[^'\"]*)(?P<tail>['\"])"
 )
+# "Bearer" in any case; "Basic" only as HTTP writes it and followed by base64 ("basic setup" is prose).
 _SCHEME_TOKEN = re.compile(
-    r"(?i)\b(?P<head>bearer|basic|token)\s+(?P<secret>(?!\*\*\*)[A-Za-z0-9._~+/=-]{4,})"
+    r"\b(?P<head>(?i:bearer)|Basic)\s+(?P<secret>(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,})"
 )
 _QUERY_NAMES = r"(?:api[_-]?key|key|token|access[_-]?token|auth|password|passwd|secret|signature|sig)"
 _QUERY = re.compile(rf"(?i)(?P<head>[?&;]{_QUERY_NAMES}=)(?P<secret>[^&#\s'\"]+)")
@@ -89,25 +94,25 @@ def _quoted_forms(url: str) -> set[str]:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's formatted message (and its traceback text)."""
+    """Redacts each record's formatted message and traceback text, and escapes their control characters."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self._secrets = tuple(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self._secrets)
+        record.msg = plain(redact(record.getMessage(), self._secrets))
         record.args = None
         if record.exc_info:
             formatted = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(formatted, self._secrets)
+            record.exc_text = plain(redact(formatted, self._secrets), keep_newlines=True)
             record.exc_info = None
         return True
 
 
-def install_log_redaction(environ: Mapping[str, str], logger: logging.Logger | None = None) -> None:
+def install_log_redaction(secrets: Iterable[str], logger: logging.Logger | None = None) -> None:
     """Redact every record the handlers of ``logger`` (default: the root logger) emit."""
     target = logger or logging.getLogger()
-    redacting = RedactingFilter(secret_values(environ))
+    redacting = RedactingFilter(secrets)
     for handler in target.handlers:
         handler.addFilter(redacting)
