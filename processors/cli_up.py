@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from processors import samples
 from processors.images import ImageSettings
-from processors.inference_config import TritonSettings
+from processors.inference_settings import TritonSettings
 from processors.pipeline import NAME, build
 from processors.storage import LocalStore
 from processors.submit import outcomes, submit, task_for
@@ -36,6 +36,7 @@ from streams.supervisor import Child, Supervisor
 ROOT = Path.cwd()
 STATE = "stack.json"
 DATA = Path("var/up")
+LOOPBACK = "127.0.0.1"  # the HTTP server is reachable from other machines only when told to
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -44,17 +45,25 @@ def _settings(**overrides: Any) -> Settings:
     return load_settings(**overrides)
 
 
+def _reachable(host: str) -> str:
+    """An address this machine reaches the server at: a wildcard bind is reached on loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        return LOOPBACK
+    return f"[{host}]" if ":" in host else host
+
+
 class Stack:
     """Redis (unless given), Triton (unless given), one worker per stage and bridge, the web server."""
 
-    def __init__(self, settings: Settings, port: int, data: Path, external_redis: bool) -> None:
-        self.settings, self.port, self.data = settings, port, data.resolve()
+    def __init__(self, settings: Settings, port: int, data: Path, external_redis: bool,
+                 host: str = LOOPBACK) -> None:
+        self.settings, self.port, self.data, self.host = settings, port, data.resolve(), host
         self.external_redis = external_redis
         self.redis: EmbeddedRedis | None = None
         self.triton: TritonServer | None = None
         self.supervisor = Supervisor(self.data / "logs", grace=settings.shutdown_grace)
         self.inbox = self.data / "inbox"
-        self.public_url = f"http://127.0.0.1:{port}"
+        self.public_url = f"http://{_reachable(host)}:{port}"
 
     def start_servers(self) -> tuple[str, str]:
         url = self.settings.redis_url
@@ -134,7 +143,7 @@ async def _serve(stack: Stack, redis_url: str, triton_url: str, stop: asyncio.Ev
     app = application(store, registry, {"redis": redis_ok, "triton": triton_ok, "workers": workers_ok})
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", stack.port).start()
+    await web.TCPSite(runner, stack.host, stack.port).start()
     return runner
 
 
@@ -192,6 +201,7 @@ async def _demo(stack: Stack, redis_url: str) -> None:
 
 def up(
     port: Annotated[int, typer.Option(help="Port of the HTTP server")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface)")] = LOOPBACK,
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of an embedded one")] = None,
     data: Annotated[Path, typer.Option(help="Directory for Redis data, images and logs")] = DATA,
     demo: Annotated[bool, typer.Option(help="Submit generated sample images, print results, stop")] = False,
@@ -200,7 +210,7 @@ def up(
     """Run the whole image-translation stack on this machine until Ctrl-C or SIGTERM."""
     settings = _settings(redis_url=redis_url, metrics_port=0)
     external = redis_url is not None or "MILLSTREAM_REDIS_URL" in os.environ
-    stack = Stack(settings, port, data, external)
+    stack = Stack(settings, port, data, external, host)
     try:
         redis_url_used, triton_url = stack.start_servers()
         stack.start_workers(stack.child_env(redis_url_used, triton_url))

@@ -1,13 +1,15 @@
 """Result images in a local directory, served by `millstream up` under ``/images/<name>``.
 
-Names come from the ids, never from the ids alone: each id is cut down to
-``[A-Za-z0-9_-]`` (so no separator, ``..`` or NUL reaches the file system) and a
-hash of the exact pair is appended, so ``a/b`` and ``a_b`` do not collide. The
-same ids always give the same name: a task handled twice (a crash between
-storing and acknowledging) overwrites its own file instead of leaving a second.
+A name is the content's address: the first 32 hex digits (128 bits) of the
+SHA-256 of the PNG bytes, plus ``.png`` (docs/decisions/0015-content-addressed-result-names.md).
+So a later task, whatever ids it carries, cannot overwrite an earlier result
+(different bytes, different name), and nobody can compute a name from the ids;
+to find a result one needs its URL or its exact bytes. A task handled twice
+(a crash between storing and acknowledging) that renders the same bytes
+leaves them under the same name, once.
 Writes go to a temporary file in the same directory, are flushed to disk and
 renamed over the final name, so a reader sees the old file or the new one,
-never half of one. The name, and so the URL, is as guessable as the ids are.
+never half of one (both hold the same bytes: the name is their hash).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 import os
 import re
 import tempfile
@@ -27,9 +28,8 @@ import numpy.typing as npt
 from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,200}\.png")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_PART_CHARS = 64
+_NAME = re.compile(r"[0-9a-f]{32}\.png")
+NAME_HEX_DIGITS = 32
 _MODE = 0o644  # served by an HTTP server that may run as another user
 
 
@@ -37,14 +37,9 @@ class UnsafeName(ValueError):
     """A name asked of the store that it could not have made (separators, ``..``, ...)."""
 
 
-def image_name(request_id: str, image_id: str) -> str:
-    """The file name for a result image: readable, safe in a path and a URL, unique per id pair."""
-    digest = hashlib.sha256(json.dumps([request_id, image_id]).encode()).hexdigest()[:16]
-    return f"{_readable(request_id)}-{_readable(image_id)}-{digest}.png"
-
-
-def _readable(text: str) -> str:
-    return _UNSAFE.sub("_", text)[:_PART_CHARS].strip("_") or "x"
+def image_name(png: bytes) -> str:
+    """The file name of result image ``png``: its content address, safe in a path and a URL."""
+    return f"{hashlib.sha256(png).hexdigest()[:NAME_HEX_DIGITS]}.png"
 
 
 def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
@@ -70,14 +65,18 @@ class LocalStore:
         return self._directory
 
     async def put(self, request_id: str, image_id: str, image: npt.NDArray[np.uint8] | bytes) -> str:
-        """Store ``image`` (RGB pixels or PNG bytes) for the ids; return its public URL."""
+        """Store ``image`` (RGB pixels or PNG bytes) of the task with these ids; return its public URL.
+
+        The ids do not enter the name (see the module docstring): two tasks with
+        the same ids and different images get two files.
+        """
         if isinstance(image, bytes):
             if not image.startswith(PNG_SIGNATURE):
                 raise ValueError("LocalStore.put takes RGB pixels or PNG bytes; these bytes are not PNG")
             png = image
         else:
             png = await asyncio.to_thread(encode_png, image)
-        name = image_name(request_id, image_id)
+        name = image_name(png)
         await asyncio.to_thread(self._write, name, png)
         return self.url_for(name)
 

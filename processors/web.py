@@ -1,4 +1,10 @@
-"""The HTTP face of ``millstream up``: health, readiness, metrics and result images."""
+"""The HTTP face of ``millstream up``: health, readiness, metrics and result images.
+
+``/images/<name>`` serves only names LocalStore makes (content addresses);
+any other name is 404, so the handler never reaches a path it did not choose.
+The application binds nowhere itself: ``millstream up`` binds it to 127.0.0.1
+unless ``--host`` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from processors.storage import LocalStore, UnsafeName
 
 Check = Callable[[], Awaitable[str | None]]  # None when fine, else what is wrong
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def application(store: LocalStore, registry: CollectorRegistry, checks: dict[str, Check]) -> web.Application:
@@ -31,7 +38,8 @@ def application(store: LocalStore, registry: CollectorRegistry, checks: dict[str
             raise web.HTTPNotFound() from None
         if not path.is_file():
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Content-Type": "image/png"})
+        # A name is the hash of the bytes (processors.storage): they never change under it.
+        return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": IMMUTABLE})
 
     app = web.Application()
     app.router.add_get("/healthz", health)

@@ -1,8 +1,9 @@
-"""LocalStore on a real directory: PNG files written atomically, URLs under /images/."""
+"""LocalStore on a real directory: PNG files named by content, written atomically, URLs under /images/."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 import stat
@@ -41,10 +42,15 @@ def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "var" / "images", "http://results.example.com/")
 
 
+def name_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
 async def test_put_writes_a_png_and_returns_its_public_url(store: LocalStore) -> None:
     url = await store.put("req-1", "img-1", pixels())
-    name = image_name("req-1", "img-1")
+    name = name_of(url)
     assert url == f"http://results.example.com/images/{name}"
+    assert name == image_name(store.path_for(name).read_bytes())
     assert np.array_equal(read_png(store.path_for(name)), pixels())
 
 
@@ -52,31 +58,53 @@ async def test_png_bytes_are_stored_as_they_are(store: LocalStore) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (3, 2), (9, 8, 7)).save(buffer, format="PNG")
     url = await store.put("r", "i", buffer.getvalue())
-    assert store.path_for(url.rsplit("/", 1)[1]).read_bytes() == buffer.getvalue()
+    assert store.path_for(name_of(url)).read_bytes() == buffer.getvalue()
+    assert name_of(url) == image_name(buffer.getvalue())
 
 
-async def test_storing_the_same_ids_again_replaces_the_file_and_leaves_no_temporary_files(store: LocalStore) -> None:
+async def test_a_later_task_with_the_same_ids_and_another_image_does_not_overwrite_the_first(
+    store: LocalStore,
+) -> None:
     first = await store.put("r", "i", pixels(value=0))
     second = await store.put("r", "i", pixels(value=200))
-    assert first == second
-    assert listing(store.directory) == [image_name("r", "i")]
-    assert read_png(store.path_for(image_name("r", "i")))[1, 1].tolist() == [200, 200, 200]
+    assert first != second
+    assert listing(store.directory) == sorted([name_of(first), name_of(second)])
+    assert read_png(store.path_for(name_of(first)))[1, 1].tolist() == [0, 0, 0]
+    assert read_png(store.path_for(name_of(second)))[1, 1].tolist() == [200, 200, 200]
 
 
-async def test_concurrent_puts_of_the_same_ids_leave_one_whole_image(store: LocalStore) -> None:
-    await asyncio.gather(*(store.put("r", "i", pixels(400, 300, value=v)) for v in (1, 2, 3, 4)))
-    assert listing(store.directory) == [image_name("r", "i")]
-    assert read_png(store.path_for(image_name("r", "i"))).shape == (400, 300, 3)
+async def test_a_name_cannot_be_derived_from_the_ids(store: LocalStore) -> None:
+    url = await store.put("req-42", "img-7", pixels())
+    name = name_of(url)
+    assert "req" not in name and "42" not in name and "img" not in name
+    derived = {hashlib.sha256(text.encode()).hexdigest()[:32] + ".png"
+               for text in ("req-42", "img-7", "req-42img-7", "req-42-img-7", '["req-42", "img-7"]')}
+    assert name not in derived
+    assert name == image_name(store.path_for(name).read_bytes())
+
+
+async def test_the_same_task_handled_twice_leaves_its_bytes_once_under_one_name(store: LocalStore) -> None:
+    first = await store.put("r", "i", pixels(value=5))
+    again = await store.put("r", "i", pixels(value=5))
+    assert first == again
+    assert listing(store.directory) == [name_of(first)]
+
+
+async def test_concurrent_puts_leave_whole_images_and_no_temporary_files(store: LocalStore) -> None:
+    urls = await asyncio.gather(*(store.put("r", "i", pixels(400, 300, value=v)) for v in (1, 2, 3, 4, 4)))
+    assert listing(store.directory) == sorted({name_of(u) for u in urls})
+    assert len(set(urls)) == 4
+    assert all(read_png(store.path_for(name_of(u))).shape == (400, 300, 3) for u in urls)
 
 
 async def test_hostile_ids_cannot_write_outside_the_directory(store: LocalStore, tmp_path: Path) -> None:
-    await store.put("../../../escape", "/etc/passwd", pixels())
-    assert files_under(tmp_path) == [image_name("../../../escape", "/etc/passwd")]
+    url = await store.put("../../../escape", "/etc/passwd", pixels())
+    assert files_under(tmp_path) == [name_of(url)]
 
 
 async def test_files_are_readable_by_a_server_running_as_another_user(store: LocalStore) -> None:
-    await store.put("r", "i", pixels())
-    assert stat.S_IMODE(os.stat(store.path_for(image_name("r", "i"))).st_mode) == 0o644
+    url = await store.put("r", "i", pixels())
+    assert stat.S_IMODE(os.stat(store.path_for(name_of(url))).st_mode) == 0o644
 
 
 async def test_a_failed_write_leaves_neither_a_partial_image_nor_a_temporary_file(
