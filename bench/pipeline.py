@@ -28,7 +28,7 @@ from processors import samples
 from processors.cli_up import Stack
 from processors.images import ImageFetcher, ImageSettings
 from processors.inference import InpaintClient
-from processors.inference_config import TritonSettings
+from processors.inference_settings import TritonSettings
 from processors.ocr import OcrEngine, OcrProcessor
 from processors.operate import OperateProcessor
 from processors.pipeline import NAME

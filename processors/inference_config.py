@@ -1,4 +1,7 @@
-"""The inference client's settings, its per-model handle, and its pure helpers."""
+"""The inference client's config, its per-model handle, and its pure helpers.
+
+The ``MILLSTREAM_TRITON_*`` settings section is ``processors.inference_settings.TritonSettings``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ import numpy as np
 
 from processors.circuit_breaker import BreakerPolicy
 from processors.inference_errors import INVALID, InferenceRejected
+from processors.inference_settings import DEFAULT_URL
 from processors.inpaint_tiles import ModelShape, Uint8
-
-DEFAULT_URL = "127.0.0.1:8001"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,34 +74,3 @@ def validated(image: Any, mask: Any, model: str) -> tuple[Uint8, Uint8]:
             f"mask {mask.shape} does not match image {image.shape}", model=model, kind=INVALID
         )
     return image, (mask != 0).astype(np.uint8)
-
-
-@dataclass(frozen=True, slots=True)
-class TritonSettings:
-    """The ``MILLSTREAM_TRITON_*`` settings section (each field is ``MILLSTREAM_<FIELD>``).
-
-    An empty ``triton_url`` means "start an embedded tritonserver" (``millstream up``),
-    which then uses ``triton_model_config_name`` ("gpu" selects configs/gpu.pbtxt).
-    """
-
-    triton_url: str = ""
-    triton_short_concurrency: int = 30
-    triton_long_concurrency: int = 30
-    triton_deadline: float = 60.0
-    triton_max_attempts: int = 5
-    triton_breaker_failures: int = 5
-    triton_breaker_reset: float = 5.0
-    triton_ready_timeout: float = 60.0
-    triton_model_config_name: str = ""
-
-    def client_config(self, url: str | None = None) -> InferenceConfig:
-        """The client's config; ``url`` (an embedded server's) wins over ``triton_url``."""
-        return InferenceConfig(
-            url=url or self.triton_url or DEFAULT_URL,
-            short_concurrency=self.triton_short_concurrency,
-            long_concurrency=self.triton_long_concurrency,
-            deadline=self.triton_deadline,
-            max_attempts=self.triton_max_attempts,
-            breaker=BreakerPolicy(self.triton_breaker_failures, self.triton_breaker_reset),
-            ready_timeout=self.triton_ready_timeout,
-        )

@@ -161,12 +161,12 @@ class TritonServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def command(self, backends: Path) -> list[str]:
-        """The tritonserver command line for a prepared backend directory."""
+    def command(self, backends: Path, models: Path | None = None) -> list[str]:
+        """The tritonserver command line for a prepared backend directory (and model repository)."""
         o = self.options
         args = [
             str(self._dist.binary),
-            f"--model-repository={o.model_repository}",
+            f"--model-repository={models or o.model_repository}",
             f"--backend-directory={backends}",
             f"--http-address={o.host}",
             f"--http-port={self.http_port}",
@@ -199,9 +199,10 @@ class TritonServer:
             raise RuntimeError("tritonserver is already running")
         self._workdir = Path(tempfile.mkdtemp(prefix="millstream-triton-"))
         backends = self._prepare_backends(self._workdir)
+        models = self._prepare_models(self._workdir)
         self._tail.clear()
         self._process = subprocess.Popen(
-            self.command(backends),
+            self.command(backends, models),
             env=child_environment(self._dist, dict(os.environ)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -218,6 +219,17 @@ class TritonServer:
         shutil.copytree(self._dist.python_backend, python, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy2(self._dist.stub, python / "triton_python_backend_stub")
         return backends
+
+    def _prepare_models(self, workdir: Path) -> Path:
+        """A copy of the model repository without bytecode caches.
+
+        Triton reads every directory of the repository as a model, and pip
+        byte-compiles an installed package's modules into ``__pycache__/``.
+        """
+        models = workdir / "models"
+        shutil.copytree(self.options.model_repository, models,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return models
 
     def _forward_log(self) -> None:
         process = self._process

@@ -167,19 +167,44 @@ def status(
         Console(width=None if sys.stdout.isatty() else 200).print(_status_table(rows))
 
 
-def _register_plugins() -> None:
+def _register_plugins() -> dict[str, str]:
+    """Register contributed commands; return those needing a package that is not installed.
+
+    ``pip install millstream`` without the image extras is a normal install: its
+    commands stay quiet about the image pipeline's, unless one is asked for.
+    """
+    missing: dict[str, str] = {}
     for entry in entry_points(group="millstream.commands"):
         try:
             register = entry.load()
+        except ModuleNotFoundError as error:
+            missing[entry.name] = error.name or str(error)
+            continue
         except Exception as error:  # noqa: BLE001 - a broken plugin must not take every command down
             typer.echo(f"millstream: commands of {entry.value} unavailable: {error}", err=True)
             continue
         register(app, bench_app)
+    return missing
+
+
+def _needs_extras(argv: list[str], missing: dict[str, str]) -> str | None:
+    """The hint for a command whose package is missing (``up``, ``triton``, ``bench pipeline``)."""
+    words = [word for word in argv[1:3] if not word.startswith("-")]
+    for name, module in missing.items():
+        command = name.removesuffix("-bench")
+        if words[:1] == [command] or words[:2] == ["bench", command]:
+            return (f"millstream: `{' '.join(words[:2] if words[:1] == ['bench'] else words[:1])}` needs "
+                    f"the image pipeline's extras (module {module!r} is missing): "
+                    "pip install 'millstream[pipeline,triton]'")
+    return None
 
 
 def main() -> None:
     """Console-script entry point; Redis being unreachable is one line, not a traceback."""
-    _register_plugins()
+    hint = _needs_extras(sys.argv, _register_plugins())
+    if hint:
+        typer.echo(hint, err=True)
+        raise SystemExit(2)
     try:
         app()
     except (RedisError, OSError) as error:

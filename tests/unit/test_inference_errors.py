@@ -126,7 +126,7 @@ def test_batch_sizes_are_read_from_triton_statistics_and_summed_over_versions() 
 
 
 def test_triton_settings_become_the_client_config_and_an_embedded_url_wins() -> None:
-    from processors.inference_config import TritonSettings
+    from processors.inference_settings import TritonSettings
 
     settings = TritonSettings(triton_url="triton:8001", triton_short_concurrency=4, triton_breaker_reset=1.5)
 
