@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from processors.images import ImageFetcher, ImageSettings
 from processors.images_ssrf import AddressPolicy
 from processors.inference import InpaintClient
-from processors.inference_config import TritonSettings
+from processors.inference_settings import TritonSettings
 from processors.ocr import OcrEngine, OcrProcessor
 from processors.operate import OperateProcessor
 from processors.render import Renderer
@@ -34,7 +34,7 @@ from streams.keys import Keys
 from streams.pipeline import Pipeline
 from streams.policy import RetryPolicy
 from streams.redis.connection import connect
-from streams.settings import Settings, section
+from streams.settings import Settings, secrets, section
 from streams.stage import Stage
 
 log = logging.getLogger("millstream.imgtr")
@@ -83,7 +83,9 @@ def build(settings: Settings) -> Pipeline:
     translator = build_translator(translate_settings, redis, registry,
                                   ratelimit_key=keys.ratelimit("translate"))
     store = LocalStore(images_settings.store_dir, images_settings.public_url or "http://127.0.0.1:8080")
-    webhooks = WebhookProcessor(AddressPolicy.parse(images_settings.fetch_allow_hosts))
+    # The error webhook posts only the task stages' errors: a webhook's own failure is not the task's outcome.
+    webhooks = WebhookProcessor(AddressPolicy.parse(images_settings.fetch_allow_hosts),
+                                task_stages=TASK_STAGES, secrets=secrets())
     inpainter = LazyInpainter(inpaint)
     operate = OperateProcessor(images, inpainter, translator, Renderer(), store, steps)
     ocr_mirrors = [legacy.OCR_RESULTS] if legacy_settings.legacy_ocr_results else []
