@@ -14,33 +14,20 @@ PermanentError
   InvalidPayload
     ImageUrlRefused      the URL itself is not acceptable
       InvalidImageUrl, UnsupportedScheme, AddressRefused, TooManyRedirects,
-      FileUrlsDisabled, FileOutsideRoots
+      FileUrlsDisabled, FileOutsideRoots, FileHardLinked
 ```
 Messages name the URL with any ``user:password@`` removed, say what was wrong
-and what to change. Data rides along as attributes.
+and what to change. A refused address is named by its rule, never by the
+address a name resolved to (that would map the internal network for the
+sender). Data rides along as attributes.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
+from processors.egress import display_url
 from streams.errors import InvalidPayload, PermanentError, RetryableError
 
-_SHOWN_CHARS = 300
-METADATA_REASON = "a cloud metadata address"
 FORMATS = "JPEG, PNG, WebP, GIF or BMP"
-
-
-def display_url(url: str) -> str:
-    """``url`` fit for a message: no credentials, not unbounded in length."""
-    try:
-        parts = urlsplit(url)
-        if "@" in parts.netloc:
-            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-        url = urlunsplit(parts)
-    except ValueError:
-        pass
-    return url if len(url) <= _SHOWN_CHARS else url[:_SHOWN_CHARS] + "..."
 
 
 class ImageUnreachable(RetryableError):
@@ -123,12 +110,12 @@ class UnsupportedScheme(ImageUrlRefused):
 
 
 class AddressRefused(ImageUrlRefused):
-    def __init__(self, url: str, address: str, reason: str) -> None:
-        self.address, self.reason = address, reason
-        # A network in the allow list never opens a metadata address (images_ssrf): say what does.
-        how = (f"list exactly {address} in MILLSTREAM_FETCH_ALLOW_HOSTS to allow it"
-               if reason.startswith(METADATA_REASON) else "allow it with MILLSTREAM_FETCH_ALLOW_HOSTS")
-        super().__init__(url, f"refusing to fetch {display_url(url)}: {address} is {reason}; {how}")
+    def __init__(self, url: str, rule: str, metadata: bool = False) -> None:
+        self.rule = rule
+        # A network in the allow list never opens a metadata address (processors.egress): say what does.
+        how = ("list that exact address in MILLSTREAM_FETCH_ALLOW_HOSTS to allow it" if metadata
+               else "allow it with MILLSTREAM_FETCH_ALLOW_HOSTS")
+        super().__init__(url, f"refusing to fetch {display_url(url)}: its address is {rule}; {how}")
 
 
 class TooManyRedirects(ImageUrlRefused):
@@ -148,3 +135,11 @@ class FileOutsideRoots(ImageUrlRefused):
     def __init__(self, url: str) -> None:
         super().__init__(url, f"refusing to read {display_url(url)}: the file is outside the directories "
                               "in MILLSTREAM_FILE_ROOTS (after following symlinks and '..')")
+
+
+class FileHardLinked(ImageUrlRefused):
+    def __init__(self, url: str, links: int) -> None:
+        self.links = links
+        super().__init__(url, f"refusing to read {display_url(url)}: the file has {links} hard links, and a "
+                              "hard link under MILLSTREAM_FILE_ROOTS can name a file outside them; "
+                              "copy the image instead of linking it")

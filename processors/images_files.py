@@ -5,7 +5,10 @@ and must then lie under a resolved root; only after that does the reader learn
 whether the file exists, so a refused URL reveals nothing about files outside
 the roots. Between that check and the open a directory could be swapped for a
 symlink, so the open refuses a symlink as last component (``O_NOFOLLOW``) and
-the opened descriptor's real path is checked again. ``O_NONBLOCK`` keeps a FIFO
+the opened descriptor's real path is checked again. A hard link has no "real
+path" to check (every link is the file), so a regular file with more than one
+link is refused: a link under a root may name a file from anywhere on the
+same file system. ``O_NONBLOCK`` keeps a FIFO
 under a root from blocking the open; anything but a regular file is refused.
 Blocking: callers run ``read_file`` in a thread.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from processors.images_errors import (
+    FileHardLinked,
     FileOutsideRoots,
     FileUrlsDisabled,
     ImageFileMissing,
@@ -87,6 +91,8 @@ def _check_opened(fd: int, roots: list[Path], url: str, max_bytes: int) -> None:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise ImageFileMissing(url, "it is not a regular file")
+    if info.st_nlink > 1:
+        raise FileHardLinked(url, info.st_nlink)
     if info.st_size > max_bytes:
         raise ImageTooLarge(url, max_bytes)
 

@@ -1,28 +1,36 @@
 """The results stage: POST each task's outcome to its ``callback_url``, when it has one.
 
 Reads the success stream and the error stream (one stage each). Webhook
-targets pass the same address policy as image fetches (no loopback, private
-or metadata addresses unless allowed), redirects are not followed, and every
-call has a timeout. 429, 5xx, timeouts and connection errors are retried by
-the stage's policy; other 4xx end as an error record of this stage, which the
-legacy error mirror leaves alone (the task already has its outcome). The
-stage's concurrency bounds how many webhooks run at once, so a slow receiver
-never holds up other tasks.
+targets pass the egress policy shared with image fetches (processors.egress:
+no loopback, private, special-purpose or metadata addresses unless allowed,
+the host judged as the HTTP client will connect to it), redirects are not
+followed, and every call has a timeout. 429, 5xx, timeouts and connection
+errors are retried by the stage's policy; other answers end as an error
+record of this stage.
+
+A webhook's own failure never changes the status it reports: the error
+webhook posts only error records of the task stages (``task_stages``), so the
+record a refused success webhook leaves in the error stream is never posted
+back as ``"status": "error"`` (nor are records of mirrors or of itself). The
+``error_message`` of a body is redacted (streams.redact) with the process's
+known secrets. The stage's concurrency bounds how many webhooks run at once,
+so a slow receiver never holds up other tasks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
-from processors.images_http import CheckedResolver, RefusedAddress
-from processors.images_ssrf import AddressPolicy, parse_address
+from processors.egress import AddressPolicy, EgressRefused, display_url
+from processors.egress_http import EgressClient
 from streams.errors import InvalidPayload, PermanentError, RetryableError
 from streams.legacy import error_contract, success_contract
 from streams.message import Message, Outgoing
+from streams.redact import redact
 
 RETRY_STATUS = {408, 425, 429}
 
@@ -32,60 +40,74 @@ class WebhookUnavailable(RetryableError):
 
 
 class WebhookRejected(PermanentError):
-    """The receiver refused the outcome (4xx)."""
+    """The receiver refused the outcome (4xx), or redirected it (not followed)."""
 
 
-def outcome(payload: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """(callback_url, body) of a success record or an error record."""
+def outcome(payload: Mapping[str, Any], task_stages: Collection[str],
+            secrets: Iterable[str] = ()) -> tuple[str | None, dict[str, Any]]:
+    """(callback_url, body) of a success record or of an error record of a task stage.
+
+    The URL is None for an error record of any other stage (a webhook, a
+    mirror): that record is not the task's outcome, which was already posted.
+    """
     if "error_message" in payload:
+        if payload.get("stage") not in task_stages:
+            return None, {}
         task = payload.get("payload")
         task = task if isinstance(task, Mapping) else {}
-        return task.get("callback_url"), {"status": "error", **error_contract(payload)}
-    return payload.get("callback_url"), {"status": "success", **success_contract(payload)}
+        body = {"status": "error", **error_contract(payload)}
+        body["error_message"] = redact(body["error_message"], secrets)
+        return _url(task.get("callback_url")), body
+    return _url(payload.get("callback_url")), {"status": "success", **success_contract(payload)}
+
+
+def _url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidPayload(f"callback_url must be a string, not {type(value).__name__}")
+    return value
 
 
 class WebhookProcessor:
-    def __init__(self, policy: AddressPolicy, timeout: float = 10.0,
-                 resolver: aiohttp.abc.AbstractResolver | None = None) -> None:
-        self._policy, self._timeout = policy, timeout
-        self._resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
+    """POST the outcome in each message to its callback_url; see the module docstring."""
+
+    def __init__(self, policy: AddressPolicy, timeout: float = 10.0, resolver: AbstractResolver | None = None,
+                 *, task_stages: Collection[str], secrets: Iterable[str] = ()) -> None:
+        self._timeout, self._task_stages, self._secrets = timeout, frozenset(task_stages), tuple(secrets)
+        self._client = EgressClient(policy, resolver=resolver)
 
     async def __call__(self, message: Message) -> list[Outgoing]:
-        url, body = outcome(message.payload)
+        url, body = outcome(message.payload, self._task_stages, self._secrets)
         if not url:
             return []
-        self._check(url)
+        shown = display_url(url)
         try:
-            async with self._open().post(url, json=body, allow_redirects=False,
-                                         timeout=aiohttp.ClientTimeout(total=self._timeout)) as response:
+            async with self._client.request("POST", url, json=body,
+                                            timeout=aiohttp.ClientTimeout(total=self._timeout)) as response:
                 status = response.status
-        except RefusedAddress as refused:
-            raise InvalidPayload(f"refusing to call back {url}: {refused}") from None
+        except EgressRefused as refused:
+            raise InvalidPayload(f"refusing to call back {shown}: {refused.problem}; check callback_url "
+                                 "(MILLSTREAM_FETCH_ALLOW_HOSTS opens hosts and networks)") from None
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise WebhookUnavailable(f"callback to {url} failed: {error or type(error).__name__}") from None
+            problem = _describe(error, self._secrets)
+            raise WebhookUnavailable(f"callback to {shown} failed: {problem}") from None
         if status >= 500 or status in RETRY_STATUS:
-            raise WebhookUnavailable(f"callback to {url} answered {status}; will retry")
-        if status >= 300:
-            raise WebhookRejected(f"callback to {url} answered {status}; check callback_url")
+            raise WebhookUnavailable(f"callback to {shown} answered {status}; will retry")
+        if 300 <= status < 400:
+            raise WebhookRejected(f"callback to {shown} answered {status}; redirects are not followed: "
+                                  "give the final URL in callback_url")
+        if status >= 400:
+            raise WebhookRejected(f"callback to {shown} answered {status}; check callback_url")
         return []
 
-    def _check(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise InvalidPayload(f"callback_url {url!r} must be an http(s) URL")
-        literal = parse_address(parts.hostname)
-        reason = self._policy.refusal(literal, parts.hostname) if literal is not None else None
-        if reason:
-            raise InvalidPayload(f"refusing to call back {url}: {reason}")
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            resolver = CheckedResolver(self._policy, self._resolver or aiohttp.ThreadedResolver())
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver),
-                                                  trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._client.aclose()
+
+
+def _describe(error: BaseException, secrets: Iterable[str]) -> str:
+    # Our words plus aiohttp's str() redacted; never repr(), which carries request headers.
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    text = redact(str(error), secrets) or type(error).__name__
+    return f"{type(error).__name__}: {text[:300]}"

@@ -79,8 +79,9 @@ def build_translator(
         return GlossaryTranslator(load_glossary(), metrics)
     policy = HttpPolicy(settings.translate_timeout, settings.translate_max_attempts,
                         retry or HttpPolicy().retry)
-    poster = JsonPoster(provider, policy, _limiter(settings, redis, ratelimit_key), metrics)
     url, key = settings.translate_url, settings.translate_api_key
+    poster = JsonPoster(provider, policy, _limiter(settings, redis, ratelimit_key), metrics,
+                        base_url=url, secrets=(key,))
     if provider == "libretranslate":
         return LibreTranslator(poster, metrics, url, settings.source_lang, settings.target_lang, key)
     return ChatTranslator(poster, metrics, url, settings.translate_model, settings.source_lang,

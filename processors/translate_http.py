@@ -12,8 +12,21 @@ connection error                   backoff (at least the       (retryable: the s
 other 4xx (bad request, bad key)   no                          TranslateRejected
 a reply that breaks the protocol   yes: a model may answer     TranslateRejected
                                    well the next time          (permanent) naming it
+a redirect (3xx)                   no: not followed            TranslateRejected
+                                                               (set the final URL)
+an address the egress policy       no                          TranslateRejected
+refuses (processors.egress)
 local rate limit too far away      no                          streams RateLimited
 =================================  ==========================  =====================
+
+Requests go through the egress machinery (processors.egress_http): the
+policy allows the configured provider host (``base_url``, set by the
+operator; it may be on loopback) and refuses every other internal address;
+no redirects are followed, no proxies come from the environment, no cookies
+are kept. Error messages are our own words plus the provider's text clipped
+and passed through ``streams.redact.redact`` with the provider's key as a
+known secret, never ``repr()`` of aiohttp objects (which carries the request
+headers, ``Authorization`` included).
 """
 
 from __future__ import annotations
@@ -26,11 +39,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+from yarl import URL
 
+from processors.egress import AddressPolicy, EgressRefused, display_url
+from processors.egress_http import EgressClient, connect_host
 from processors.translate_metrics import TranslateMetrics
 from streams.errors import PermanentError, RetryableError
 from streams.policy import RetryPolicy
 from streams.ratelimit import Limiter, RateLimited
+from streams.redact import redact
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -56,7 +73,15 @@ class TranslateRejected(PermanentError):
 
 
 class MalformedReply(ValueError):
-    """Raised by a reply parser: the answer does not follow the provider's protocol."""
+    """Raised by a reply parser: the answer does not follow the provider's protocol.
+
+    ``excerpt`` is the provider's text: JsonPoster redacts it before clipping, so a
+    key the provider echoed can't be cut in half and escape the mask.
+    """
+
+    def __init__(self, problem: str, excerpt: str | None = None) -> None:
+        super().__init__(problem if excerpt is None else f"{problem}: {_clip(excerpt, 120)!r}")
+        self.problem, self.excerpt = problem, excerpt
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +109,37 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def provider_policy(base_url: str) -> AddressPolicy:
+    """The default egress policy with the configured provider's host opened (EgressRefused if it is odd)."""
+    if not base_url:
+        return AddressPolicy()
+    try:
+        target = URL(base_url)
+    except ValueError:
+        raise EgressRefused("it cannot be parsed", kind="url") from None
+    return AddressPolicy().opening(connect_host(target))
+
+
 class JsonPoster:
-    """POSTs JSON for one provider; owns its aiohttp session (made on first use, in the loop)."""
+    """POSTs JSON for one provider at ``base_url``; owns its egress client (its session is made in the loop).
+
+    ``secrets`` (the provider's API key) are masked in every message this poster raises.
+    """
 
     def __init__(self, provider: str, policy: HttpPolicy, limiter: Limiter, metrics: TranslateMetrics,
                  rng: random.Random | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, *,
+                 base_url: str = "", secrets: Sequence[str] = ()) -> None:
         self.provider, self.policy = provider, policy
         self._limiter, self._metrics = limiter, metrics
         self._rng, self._sleep = rng or random.Random(), sleep
-        self._session: aiohttp.ClientSession | None = None
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self._base_url = base_url
+        self._client: EgressClient | None = None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
 
     async def post(self, url: str, body: Any, headers: Mapping[str, str], parse: Callable[[Any], T]) -> T:
         """The parsed reply; see the module docstring for what is retried and raised."""
@@ -120,9 +161,9 @@ class JsonPoster:
                 self._metrics.error("malformed")
                 if attempt == self.policy.max_attempts:
                     raise TranslateRejected(
-                        f"malformed reply {attempt} times in a row, last: {error}",
+                        f"malformed reply {attempt} times in a row, last: {self._malformed(error)}",
                         provider=self.provider, kind="malformed",
-                    ) from error
+                    ) from None
                 await self._sleep(self._delay(attempt, None))
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -130,35 +171,59 @@ class JsonPoster:
         delay = self.policy.retry.backoff(attempt, self._rng)
         return max(delay, min(retry_after or 0.0, self.policy.retry.cap))
 
+    def _malformed(self, error: MalformedReply) -> str:
+        if error.excerpt is None:
+            return error.problem
+        return f"{error.problem}: {self._said(error.excerpt, 120)!r}"
+
+    def _said(self, text: str, limit: int = 300) -> str:
+        """Text that came from the provider or its library, fit for a record: redacted, then clipped."""
+        return _clip(redact(text, self._secrets), limit)
+
     async def _attempt(self, url: str, body: Any, headers: Mapping[str, str]) -> Any:
         self._metrics.ratelimit_wait.inc(await self._limiter.acquire())
         self._metrics.attempts.inc()
-        session = self._session_now()
         try:
-            async with session.post(url, json=body, headers=dict(headers),
-                                    timeout=aiohttp.ClientTimeout(total=self.policy.timeout)) as reply:
+            timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
+            async with self._egress().request("POST", url, json=body, headers=dict(headers),
+                                              timeout=timeout) as reply:
                 text = (await reply.read()).decode("utf-8", "replace")
                 self._check_status(reply.status, text, reply.headers)
+        except EgressRefused as refused:
+            shown = display_url(url)
+            message = f"refusing to connect to {shown}: {refused.problem}; check MILLSTREAM_TRANSLATE_URL"
+            raise TranslateRejected(message, provider=self.provider, kind="refused") from None
         except TimeoutError:
             raise TranslateUnavailable(f"no answer within {self.policy.timeout:g} s",
                                        provider=self.provider, kind="timeout") from None
         except aiohttp.ClientError as error:
-            raise TranslateUnavailable(f"request failed: {error!r}", provider=self.provider,
-                                       kind="connection") from None
+            raise TranslateUnavailable(f"request failed ({type(error).__name__}): {self._said(str(error))}",
+                                       provider=self.provider, kind="connection") from None
         try:
             return json.loads(text)
         except ValueError:
-            raise MalformedReply(f"not JSON: {_clip(text, 120)!r}") from None
+            raise MalformedReply("not JSON", text) from None
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+    def _egress(self) -> EgressClient:
+        if self._client is None:
+            try:
+                policy = provider_policy(self._base_url)
+            except EgressRefused as refused:
+                shown = display_url(self._base_url)
+                message = f"MILLSTREAM_TRANSLATE_URL {shown} is refused: {refused.problem}"
+                raise TranslateRejected(message, provider=self.provider, kind="refused") from None
+            self._client = EgressClient(policy)
+        return self._client
 
     def _check_status(self, status: int, text: str, headers: Mapping[str, str]) -> None:
+        if 300 <= status < 400:
+            location = display_url(self._said(headers.get("Location", "(no Location header)"), 200))
+            raise TranslateRejected(f"HTTP {status}: redirected to {location}; redirects are not followed: "
+                                    "set MILLSTREAM_TRANSLATE_URL to the final URL",
+                                    provider=self.provider, kind="redirect", status=status)
         if status < 400:
             return
-        detail = f"HTTP {status}: {_clip(text)}"
+        detail = f"HTTP {status}: {self._said(text)}"
         if status in RETRYABLE_STATUS or status >= 500:
             kind = "rate_limited" if status == 429 else "unavailable"
             raise TranslateUnavailable(detail, provider=self.provider, kind=kind, status=status,

@@ -21,7 +21,7 @@ def endpoint(url: str) -> str:
 
 def parse_reply(data: Any, count: int) -> list[str]:
     if not isinstance(data, dict) or "translatedText" not in data:
-        raise MalformedReply(f"no 'translatedText' in the reply: {str(data)[:120]!r}")
+        raise MalformedReply("no 'translatedText' in the reply", str(data))
     return checked_strings(data["translatedText"], count)
 
 

@@ -39,11 +39,11 @@ def parse_content(content: str, count: int) -> list[str]:
     body = _FENCE.sub("", content.strip())
     start, end = body.find("["), body.rfind("]")
     if start < 0 or end < start:
-        raise MalformedReply(f"no JSON array in the answer: {body[:120]!r}")
+        raise MalformedReply("no JSON array in the answer", body)
     try:
         items = json.loads(body[start:end + 1])
     except ValueError as error:
-        raise MalformedReply(f"the answer's array is not valid JSON ({error}): {body[:120]!r}") from None
+        raise MalformedReply(f"the answer's array is not valid JSON ({error})", body) from None
     return checked_strings(items, count)
 
 
@@ -52,7 +52,7 @@ def parse_reply(data: Any, count: int) -> list[str]:
         choice = data["choices"][0]
         content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise MalformedReply(f"no choices[0].message.content in the reply: {str(data)[:120]!r}") from None
+        raise MalformedReply("no choices[0].message.content in the reply", str(data)) from None
     if choice.get("finish_reason") == "length":
         raise MalformedReply("the answer was cut off (finish_reason=length)")
     if not isinstance(content, str):

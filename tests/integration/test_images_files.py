@@ -12,6 +12,7 @@ from PIL import Image
 
 from processors.images import DecodedImage, ImageFetcher, ImageSettings
 from processors.images_errors import (
+    FileHardLinked,
     FileOutsideRoots,
     FileUrlsDisabled,
     ImageFileMissing,
@@ -140,3 +141,22 @@ async def test_a_file_over_the_byte_limit_is_refused(root: Path) -> None:
 async def test_file_urls_naming_a_remote_host_or_no_absolute_path_are_invalid(url: str, root: Path) -> None:
     with pytest.raises(InvalidImageUrl):
         await fetch(url, root)
+
+
+async def test_a_hard_link_under_a_root_to_a_file_outside_is_refused_naming_the_rule(root: Path, secret: Path) -> None:
+    link = root / "innocent.png"
+    os.link(secret, link)
+    with pytest.raises(FileHardLinked) as caught:
+        await fetch(url_of(link), root)
+    assert str(caught.value) == (
+        f"refusing to read {url_of(link)}: the file has 2 hard links, and a hard link under "
+        "MILLSTREAM_FILE_ROOTS can name a file outside them; copy the image instead of linking it"
+    )
+    assert isinstance(caught.value, InvalidPayload)
+
+
+async def test_a_hard_link_between_two_files_inside_the_root_is_refused_too(root: Path) -> None:
+    original = write_png(root / "a.png")
+    os.link(original, root / "b.png")
+    with pytest.raises(FileHardLinked, match="the file has 2 hard links"):
+        await fetch(url_of(original), root)

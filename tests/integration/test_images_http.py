@@ -229,23 +229,41 @@ async def test_a_gzip_bomb_in_the_transfer_encoding_is_cut_off_at_the_byte_limit
 async def test_loopback_is_refused_by_default_before_connecting_and_the_message_says_how_to_allow_it(server: Server) -> None:
     with pytest.raises(AddressRefused) as caught:
         await fetch(server.base + "/ok.png", ImageSettings())
-    message = str(caught.value)
-    assert "127.0.0.1 is a loopback address; allow it with MILLSTREAM_FETCH_ALLOW_HOSTS" in message
+    assert str(caught.value) == (f"refusing to fetch {server.base}/ok.png: its address is loopback (RFC 1122); "
+                                 "allow it with MILLSTREAM_FETCH_ALLOW_HOSTS")
     assert isinstance(caught.value, InvalidPayload) and server.hits == []
 
 
-@pytest.mark.parametrize("host", ["localhost", "0x7f.0.0.1", "[::ffff:127.0.0.1]"])
-async def test_other_spellings_of_loopback_are_refused_too(server: Server, host: str) -> None:
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [("localhost", r"loopback \(RFC (1122|4291)\)"), ("[::ffff:127.0.0.1]", r"loopback \(RFC 1122\) inside IPv4-mapped \(RFC 4291\)"),
+     ("127\u30020\u30020\u30021", r"loopback \(RFC 1122\)")],
+)
+async def test_other_spellings_of_loopback_are_refused_too(server: Server, host: str, rule: str) -> None:
     port = server.base.rsplit(":", 1)[1]
-    with pytest.raises(AddressRefused, match="loopback address"):
+    with pytest.raises(AddressRefused, match=f"its address is {rule}; allow it with"):
         await fetch(f"http://{host}:{port}/ok.png", ImageSettings())
     assert server.hits == []
 
 
-async def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
+async def test_a_rare_numeric_spelling_of_loopback_is_an_invalid_url(server: Server) -> None:
+    port = server.base.rsplit(":", 1)[1]
+    with pytest.raises(InvalidImageUrl) as caught:
+        await fetch(f"http://0x7f.0.0.1:{port}/ok.png", ImageSettings(fetch_allow_hosts=("127.0.0.1",)))
+    assert str(caught.value) == (
+        f"image URL 'http://0x7f.0.0.1:{port}/ok.png' is not valid: its host '0x7f.0.0.1' is a rare IP address "
+        "format (RFC 3986 section 7.4); write the address as four decimal numbers (a.b.c.d) or use a name; "
+        "check image_url")
+    assert server.hits == []
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused_without_naming_the_address() -> None:
     resolver = FakeResolver({"images.example.com": ["10.0.0.5"]})
-    with pytest.raises(AddressRefused, match=r"refusing to fetch http://images.example.com/a.png: 10.0.0.5 is a private address; allow it with MILLSTREAM_FETCH_ALLOW_HOSTS"):
+    with pytest.raises(AddressRefused) as caught:
         await fetch("http://images.example.com/a.png", ImageSettings(), resolver)
+    assert str(caught.value) == ("refusing to fetch http://images.example.com/a.png: its address is private-use "
+                                 "(RFC 1918); allow it with MILLSTREAM_FETCH_ALLOW_HOSTS")
+    assert "10.0.0.5" not in str(caught.value)
 
 
 async def test_only_the_allowed_addresses_of_a_name_are_connected_to(server: Server) -> None:
@@ -269,11 +287,15 @@ async def test_a_redirect_is_followed_and_checked(server: Server) -> None:
 
 @pytest.mark.parametrize(
     ("path", "refused"),
-    [("/redirect-private", "10.0.0.5 is a private address"), ("/redirect-metadata", "169.254.169.254 is a cloud metadata address; list exactly 169.254.169.254 in MILLSTREAM_FETCH_ALLOW_HOSTS")],
+    [("/redirect-private", "refusing to fetch http://10.0.0.5/x.png: its address is private-use (RFC 1918); "
+                           "allow it with MILLSTREAM_FETCH_ALLOW_HOSTS"),
+     ("/redirect-metadata", "refusing to fetch http://169.254.169.254/latest/meta-data/: its address is a cloud "
+                            "metadata address; list that exact address in MILLSTREAM_FETCH_ALLOW_HOSTS to allow it")],
 )
 async def test_a_redirect_to_a_refused_address_is_refused(server: Server, path: str, refused: str) -> None:
-    with pytest.raises(AddressRefused, match=refused):
+    with pytest.raises(AddressRefused) as caught:
         await fetch(server.base + path)
+    assert str(caught.value) == refused
 
 
 async def test_a_redirect_to_a_file_url_is_refused(server: Server) -> None:
