@@ -10,15 +10,15 @@ pieces, each in its own module:
 images_ssrf.py    AddressPolicy: which addresses http(s) may reach (pure)
 images_http.py    HttpFetcher: resolve-and-check, redirects, deadline, byte limit
 images_files.py   read_file: file:// under MILLSTREAM_FILE_ROOTS only
-images_decode.py  decode: magic-byte sniffing, pixel limit before decoding, RGB
+images_decode.py  decode: magic-byte sniffing, size limits before decoding, RGB
+images_limits.py  check_size: pixels, width, height, aspect; their errors
+images_settings.py ImageSettings (standard library only; re-exported here)
 ```
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -28,50 +28,12 @@ from processors.images_decode import DecodedImage, decode
 from processors.images_errors import InvalidImageUrl, UnsupportedScheme
 from processors.images_files import read_file
 from processors.images_http import HttpFetcher
+from processors.images_settings import ImageSettings
 from processors.images_ssrf import AddressPolicy
-from streams.errors import ConfigError
-from streams.settings import variable
 
 __all__ = ["DecodedImage", "ImageFetcher", "ImageSettings"]
 
 _MAX_URL_CHARS = 8192
-_MAX_REDIRECTS_CEILING = 20
-
-
-@dataclass(frozen=True, slots=True)
-class ImageSettings:
-    """``MILLSTREAM_FILE_ROOTS``, ``MILLSTREAM_FETCH_ALLOW_HOSTS``, ... (section ``images``)."""
-
-    file_roots: tuple[str, ...] = ()  # directories file:// URLs may read from; empty: file:// off
-    fetch_allow_hosts: tuple[str, ...] = ()  # host names and CIDR networks http(s) may reach anyway
-    fetch_timeout: float = 20.0  # seconds for a whole fetch, redirects and body included
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 40_000_000  # product detail pages are tall: 790 x 20000 is 15.8 M
-    max_redirects: int = 3
-    store_dir: str = "var/images"  # where LocalStore writes result images
-    public_url: str = ""  # base URL result images are served under; empty: `millstream up` fills it
-
-    def __post_init__(self) -> None:
-        for root in self.file_roots:
-            if not root.startswith("/"):
-                raise ConfigError(variable("file_roots"), f"{root!r} is not an absolute path")
-            if root.strip("/") == "":
-                raise ConfigError(variable("file_roots"), "'/' would open every file; list image directories")
-        try:
-            AddressPolicy.parse(self.fetch_allow_hosts)
-        except ValueError as error:
-            raise ConfigError(variable("fetch_allow_hosts"), str(error)) from None
-        if not (self.fetch_timeout > 0 and math.isfinite(self.fetch_timeout)):
-            raise ConfigError(variable("fetch_timeout"), "must be a number of seconds > 0")
-        for name in ("max_image_bytes", "max_image_pixels"):
-            if getattr(self, name) < 1:
-                raise ConfigError(variable(name), "must be >= 1")
-        if not 0 <= self.max_redirects <= _MAX_REDIRECTS_CEILING:
-            raise ConfigError(variable("max_redirects"), f"must be between 0 and {_MAX_REDIRECTS_CEILING}")
-        if not self.store_dir:
-            raise ConfigError(variable("store_dir"), "must name a directory")
-        if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
-            raise ConfigError(variable("public_url"), f"{self.public_url!r} must start with http:// or https://")
 
 
 class ImageFetcher:
@@ -82,7 +44,7 @@ class ImageFetcher:
     """
 
     def __init__(self, settings: ImageSettings, *, resolver: AbstractResolver | None = None) -> None:
-        self._settings = settings
+        self._settings, self._limits = settings, settings.size_limits()
         self._http = HttpFetcher(
             AddressPolicy.parse(settings.fetch_allow_hosts), timeout=settings.fetch_timeout,
             max_bytes=settings.max_image_bytes, max_redirects=settings.max_redirects, resolver=resolver,
@@ -92,7 +54,7 @@ class ImageFetcher:
         """The image at ``url`` as RGB pixels plus its format and size."""
         data, content_type = await self.fetch_bytes(url)
         return await asyncio.to_thread(
-            decode, data, max_pixels=self._settings.max_image_pixels, url=url, content_type=content_type
+            decode, data, limits=self._limits, url=url, content_type=content_type
         )
 
     async def fetch_bytes(self, url: str) -> tuple[bytes, str | None]:

@@ -1,11 +1,16 @@
 """Bytes to RGB pixels: sniff the format by magic bytes, check the size, then decode.
 
 Order matters for safety: the format comes from the bytes (never from a
-Content-Type or file name), Pillow may only use that one plugin, and the pixel
-count is checked from the header before anything is decompressed, so a small
-file that claims 100k x 100k pixels costs nothing. Pillow's own
-``DecompressionBombError`` (at twice its ``MAX_IMAGE_PIXELS``) lands in the same
-error. Blocking and CPU-bound: callers run ``decode`` in a thread.
+Content-Type or file name), Pillow may only use that one plugin, and the size
+(pixels, width, height, aspect: processors.images_limits) is checked from the
+header before anything is decompressed, so a small file that claims 100k x 100k
+pixels costs nothing. The size checked is the upright one where the header
+already holds the EXIF orientation; the upright size is checked again after
+decoding (a PNG may carry its orientation after the pixels). A GIF whose first
+frame is larger than its canvas is opened at the frame's size, so the check
+sees it; later frames are never decoded. Pillow's own
+``DecompressionBombError`` (at twice its ``MAX_IMAGE_PIXELS``) lands in
+ImageTooManyPixels. Blocking and CPU-bound: callers run ``decode`` in a thread.
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from processors.images_errors import ImageTooManyPixels, NotAnImage, TruncatedImage
+from processors.images_limits import check_size
+from processors.images_settings import SizeLimits
 
 # What Pillow and its plugins raise on bad data; anything else is a bug and propagates.
 _BAD_DATA = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 _BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _ORIENTATION = 0x0112
+_BUFFER = re.compile(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>")
+_SIDEWAYS = range(5, 9)  # EXIF orientations that swap width and height
 _WHITE = (255, 255, 255, 255)
 
 
@@ -88,18 +97,29 @@ def describe(data: bytes, content_type: str | None = None) -> str:
 
 
 def decode(
-    data: bytes, *, max_pixels: int, url: str = "<bytes>", content_type: str | None = None
+    data: bytes,
+    *,
+    max_pixels: int | None = None,
+    limits: SizeLimits | None = None,
+    url: str = "<bytes>",
+    content_type: str | None = None,
 ) -> DecodedImage:
-    """Decode ``data``; raises NotAnImage, ImageTooManyPixels or TruncatedImage (all permanent)."""
+    """Decode ``data`` within ``limits`` (default: ImageSettings' defaults, ``max_pixels`` if given).
+
+    Raises NotAnImage, TruncatedImage, ImageTooManyPixels or an images_limits error (all permanent).
+    """
+    if limits is None:
+        limits = SizeLimits() if max_pixels is None else SizeLimits(max_pixels=max_pixels)
     image_format = sniff(data)
     if image_format is None:
         raise NotAnImage(url, describe(data, content_type))
-    with _open(data, image_format, url, max_pixels) as image:
+    with _open(data, image_format, url, limits.max_pixels) as image:
         width, height = image.size
-        if width * height > max_pixels:
-            raise ImageTooManyPixels(url, max_pixels, width * height, (width, height))
         if width < 1 or height < 1:
             raise TruncatedImage(url, image_format, f"its header says {width} x {height} pixels")
+        if _header_orientation(image) in _SIDEWAYS:
+            width, height = height, width
+        check_size(url, width, height, limits)
         try:
             image.load()
             pixels = to_rgb(upright(image))
@@ -107,8 +127,19 @@ def decode(
             raise TruncatedImage(url, image_format, str(error)) from None
         except _BAD_DATA as error:
             raise TruncatedImage(url, image_format, _detail(error)) from None
+    check_size(url, int(pixels.shape[1]), int(pixels.shape[0]), limits)
     pixels.setflags(write=False)
     return DecodedImage(pixels, image_format, len(data))
+
+
+def _header_orientation(image: Image.Image) -> int:
+    """The EXIF orientation if the header already holds it, else 1; never decodes pixels."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # Pillow's PNG getexif() would decode the whole image to look after the pixels
+    try:
+        return int(image.getexif().get(_ORIENTATION, 1))
+    except (*_BAD_DATA, TypeError):
+        return 1
 
 
 def _open(data: bytes, image_format: str, url: str, max_pixels: int) -> Image.Image:
@@ -147,4 +178,5 @@ def to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
 
 
 def _detail(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+    # Pillow names the BytesIO it read from; its address would make every message unique.
+    return _BUFFER.sub("", str(error)) or type(error).__name__
