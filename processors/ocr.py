@@ -1,10 +1,18 @@
 """The ocr stage: fetch the task's image and detect its text with rapidocr-onnxruntime.
 
-Output: the task's fields plus ``ocr_result`` in the seed's form
-``[[[x, y] x 4], [text, confidence]]``. OCR runs in a thread pool (onnxruntime
-releases the GIL) so the event loop keeps reading and committing. Tall images
-are read in overlapping horizontal bands: the detector scales an image down to
-a bounded side, which would make the text of a 790 x 20000 page unreadable.
+Output: the task's fields (``callback_url`` included) plus ``ocr_result`` in
+the seed's form ``[[[x, y] x 4], [text, confidence]]``. OCR runs in a thread
+pool (onnxruntime releases the GIL) so the event loop keeps reading and
+committing. Tall images are read in overlapping horizontal bands: the detector
+scales an image down to a bounded side, which would make the text of a
+790 x 20000 page unreadable.
+
+Memory is bounded by construction: rapidocr scales a short side up (x30 under
+30 px, then to 736 px) and letterboxes wide images, so a 1 x 1280 strip became
+an 883200 x 736 float32 array (7.3 GiB). Each band is handed to the engine
+already fitted (processors.ocr_fit): scaled down to the engine's longest side,
+padded with white to at most 8:1, so none of its upscaling can grow past
+736 x 5888; and the working size is checked before the engine runs.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from processors.images import ImageFetcher
+from processors.ocr_fit import EngineGeometry, check_working_size, fit, fitted_band
 from processors.steps import Steps
 from processors.task import TranslateTask
 from streams.errors import PermanentError
@@ -26,10 +35,11 @@ from streams.message import Message, Outgoing
 Box = list[Any]  # [[[x, y] x 4], [text, confidence]]
 BAND = 1280
 OVERLAP = 160
+PASSED_ON = ("callback_url",)
 
 
 class OcrFailed(PermanentError):
-    """The OCR engine could not read the image."""
+    """The OCR engine could not read the image (or would need more memory than it may use)."""
 
 
 def bands(height: int, width: int) -> list[tuple[int, int]]:
@@ -66,13 +76,24 @@ class OcrEngine:
         return self._local.engine
 
     def read_sync(self, rgb: np.ndarray) -> list[Box]:
+        """The boxes of ``rgb`` (H, W, 3 uint8) in its own coordinates; OcrFailed if a band
+        would make the engine allocate past ocr_fit.MAX_DET_PIXELS."""
+        engine = self._engine()
+        geometry = EngineGeometry.of(engine)
         height, width = rgb.shape[:2]
         found: list[Box] = []
         for top, bottom in bands(height, width):
-            bgr = np.ascontiguousarray(rgb[top:bottom, :, ::-1])
-            result, _ = self._engine()(bgr)
+            band = rgb[top:bottom]
+            shape = fit(bottom - top, width, geometry)
+            try:
+                check_working_size(shape, geometry)
+            except ValueError as error:
+                raise OcrFailed(str(error)) from None
+            result, _ = engine(fitted_band(band, shape))
+            sx, sy, tall = width / shape.width, (bottom - top) / shape.height, bottom - top
             for points, text, score in result or []:
-                box = [[[float(x), float(y) + top] for x, y in points], [str(text), float(score)]]
+                corners = [[min(float(x) * sx, width), min(float(y) * sy, tall) + top] for x, y in points]
+                box = [corners, [str(text), float(score)]]
                 if keep(box, top, bottom, height):
                     found.append(box)
         return found
@@ -80,6 +101,8 @@ class OcrEngine:
     async def read(self, rgb: np.ndarray) -> list[Box]:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self.read_sync, rgb)
+        except OcrFailed:
+            raise
         except Exception as error:
             raise OcrFailed(f"OCR failed on this image: {error}") from error
 
@@ -101,5 +124,12 @@ class OcrProcessor:
             image = await self._images.fetch(task.image_url)
         async with self._steps.step("ocr"):
             boxes = await self._engine.read(image.pixels)
-        result = {**task.as_payload(), "ocr_result": boxes}
-        return [Outgoing(result), *(Outgoing(result, list=key) for key in self._mirrors)]
+        legacy = {**task.as_payload(), "ocr_result": boxes}  # ocr:results holds exactly these (CONTRACTS.md)
+        result = {**legacy, **_passed_on(message.payload)}
+        return [Outgoing(result), *(Outgoing(legacy, list=key) for key in self._mirrors)]
+
+
+def _passed_on(payload: Any) -> dict[str, Any]:
+    """The optional task fields later stages need, as sent: ``callback_url`` (the results
+    stage validates it, so a bad one becomes an error record there, not a silent drop)."""
+    return {name: payload[name] for name in PASSED_ON if payload.get(name) is not None}
