@@ -10,8 +10,12 @@ backoff on transient failures (server down, queue full, per-attempt deadline);
 a circuit breaker that fails fast while Triton keeps failing; bounded
 concurrency per model (defaults 30 and 30, as the seed's inference queues), so
 that enough requests wait inside Triton for its dynamic batcher to form batches.
-Raises InferenceUnavailable (retryable) or InferenceRejected (permanent) only.
-No torch here: the models live in triton_models/.
+Raises InferenceUnavailable (retryable), InferenceRejected (permanent), or
+InferenceInputTooLarge (permanent, a BadImage) when the tiles an image needs
+would exceed ``max_input_bytes`` (MILLSTREAM_MAX_INFERENCE_BYTES), checked from
+the tile plan before any tile is built. Everything here is uint8: the float
+conversion happens inside the Triton models. No torch here: the models live in
+triton_models/.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from tritonclient.grpc.aio import InferenceServerClient  # type: ignore[import-u
 from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
 
 from processors.circuit_breaker import CircuitBreaker
+from processors.images_limits import InferenceInputTooLarge
+from processors.images_settings import MAX_INFERENCE_BYTES
 from processors.inference_config import InferenceConfig, Variant, backoff, validated
 from processors.inference_errors import (
     CIRCUIT_OPEN,
@@ -40,7 +46,7 @@ from processors.inference_errors import (
 )
 from processors.inference_metrics import BatchStats, InferenceMetrics
 from processors.inference_stats import batch_stats_from_json, model_shape_from_json
-from processors.inpaint_tiles import Uint8, cut_tiles, plan_tiles, restore, scale_inputs, stitch
+from processors.inpaint_tiles import Uint8, cut_tiles, input_bytes, plan_tiles, restore, scale_inputs, stitch
 
 __all__ = ["InferenceConfig", "InpaintClient", "Variant"]
 MAX_MESSAGE = 2**31 - 1
@@ -69,8 +75,9 @@ class InpaintClient:
         *,
         breaker: CircuitBreaker | None = None,
         rng: random.Random | None = None,
+        max_input_bytes: int = MAX_INFERENCE_BYTES,
     ) -> None:
-        self.config = config
+        self.config, self.max_input_bytes = config, max_input_bytes
         self.metrics = InferenceMetrics(registry)
         self._breaker = breaker or CircuitBreaker(config.breaker)
         self._rng = rng or random.Random()
@@ -161,6 +168,10 @@ class InpaintClient:
         if not mask.any():
             return np.array(image, copy=True)
         plan = plan_tiles(image.shape[0], image.shape[1], variant.shape, self.config.tile_overlap)
+        if (needed := input_bytes(plan)) > self.max_input_bytes:
+            tiles = len(plan.rows) * len(plan.cols)
+            height, width = image.shape[:2]
+            raise InferenceInputTooLarge(self.max_input_bytes, needed, tiles, variant.model, width, height)
         scaled_image, scaled_mask = scale_inputs(image, mask, plan)
         origins, tiles, tile_masks = cut_tiles(scaled_image, scaled_mask, plan)
         filled = await self.infer(variant, tiles, tile_masks)

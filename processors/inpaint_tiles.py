@@ -7,6 +7,11 @@ padded by repeating the edge. Only tiles that hold masked pixels are sent.
 Postprocessing stitches the tiles (each pixel from the tile whose centre is
 nearest), scales back up, and keeps the original pixel wherever the mask is 0,
 so the output equals the input bit for bit outside the mask.
+
+The scale makes one side of the scaled image fit one tile (or leaves an image
+alone that already fits on one side), so the tiles always form a single row or
+a single column: their count grows with the long side only, and
+``input_bytes`` bounds what a plan sends before any tile is cut.
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ def plan_tiles(height: int, width: int, tile: ModelShape, overlap: int = 32) -> 
         cols=_starts(scaled[1], tile.width, overlap),
         tile=tile,
     )
+
+
+def input_bytes(plan: TilePlan) -> int:
+    """The bytes of every tile and tile mask ``plan`` could send (uint8 IMAGE and MASK)."""
+    return len(plan.rows) * len(plan.cols) * plan.tile.height * plan.tile.width * 4
 
 
 def _resize(array: Uint8, size: tuple[int, int], resample: Image.Resampling) -> Uint8:

@@ -79,7 +79,8 @@ def build(settings: Settings) -> Pipeline:
     steps, redis = Steps(registry), connect(settings)
     images = ImageFetcher(images_settings)
     ocr_engine = OcrEngine()
-    inpaint = InpaintClient(triton_settings.client_config(), registry)
+    inpaint = InpaintClient(triton_settings.client_config(), registry,
+                            max_input_bytes=images_settings.max_inference_bytes)
     translator = build_translator(translate_settings, redis, registry,
                                   ratelimit_key=keys.ratelimit("translate"))
     store = LocalStore(images_settings.store_dir, images_settings.public_url or "http://127.0.0.1:8080")

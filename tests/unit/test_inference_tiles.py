@@ -1,13 +1,28 @@
-"""Pre- and postprocessing: fitting any image to a model's shape and back."""
+"""Pre- and postprocessing: fitting any image to a model's shape and back, within the inference budget."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
-from processors.inpaint_tiles import ModelShape, cut_tiles, plan_tiles, restore, scale_inputs, stitch
+from processors.images_errors import BadImage
+from processors.images_limits import InferenceInputTooLarge
+from processors.images_settings import MAX_INFERENCE_BYTES
+from processors.inference import InferenceConfig, InpaintClient, Variant
+from processors.inpaint_tiles import (
+    ModelShape,
+    cut_tiles,
+    input_bytes,
+    plan_tiles,
+    restore,
+    scale_inputs,
+    stitch,
+)
 
 SHORT, LONG = ModelShape(512, 512), ModelShape(1024, 384)
 
@@ -92,3 +107,40 @@ def test_restore_keeps_every_unmasked_pixel_bit_identical() -> None:
 def test_an_empty_image_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         plan_tiles(0, 10, SHORT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.integers(1, 10_000), height=st.integers(1, 30_000), is_long=st.booleans())
+def test_tiles_of_every_admitted_image_form_one_row_or_column_within_the_inference_budget(
+    width: int, height: int, is_long: bool
+) -> None:
+    assume(width * height <= 40_000_000 and max(width, height) <= 2000 * min(width, height))  # else refused
+    plan = plan_tiles(height, width, LONG if is_long else SHORT)
+    assert min(len(plan.rows), len(plan.cols)) == 1
+    assert input_bytes(plan) <= MAX_INFERENCE_BYTES
+
+
+@pytest.mark.parametrize(
+    ("size", "tile", "needed"),
+    [((30_000, 512), SHORT, 63 * 512 * 512 * 4), ((30_000, 386), LONG, 31 * 1024 * 384 * 4),
+     ((5, 10_000), LONG, 29 * 1024 * 384 * 4), ((20_000, 790), LONG, 10 * 1024 * 384 * 4)],
+)
+def test_the_worst_admitted_images_need_at_most_half_the_default_budget(
+    size: tuple[int, int], tile: ModelShape, needed: int
+) -> None:
+    assert input_bytes(plan_tiles(*size, tile)) == needed <= MAX_INFERENCE_BYTES // 2
+
+
+async def test_an_image_whose_tiles_exceed_the_budget_is_refused_before_anything_is_sent() -> None:
+    client = InpaintClient(InferenceConfig(), CollectorRegistry(), max_input_bytes=8 * 1024 * 1024)
+    client._variants = {False: Variant("inpaint_short", SHORT, 8, asyncio.Semaphore(1))}  # never connected
+    image, mask = np.zeros((5000, 512, 3), np.uint8), np.full((5000, 512), 255, np.uint8)
+
+    with pytest.raises(InferenceInputTooLarge) as caught:
+        await client.inpaint(image, mask, is_long=False)
+
+    assert isinstance(caught.value, BadImage) and caught.value.tiles == 11
+    assert str(caught.value) == (
+        "an image of 512 x 5000 pixels (width x height) needs 11 tiles for inpaint_short (11.0 MiB), over the "
+        "limit of 8388608 bytes (MILLSTREAM_MAX_INFERENCE_BYTES); send a smaller image or raise the limit"
+    )
