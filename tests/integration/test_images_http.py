@@ -103,6 +103,9 @@ def routes(server: Server) -> web.Application:
         "/redirect-file": lambda: web.Response(status=302, headers={"Location": "file:///etc/passwd"}),
         "/redirect-loop": lambda: web.Response(status=307, headers={"Location": "/redirect-loop"}),
         "/redirect-nowhere": lambda: web.Response(status=302),
+        "/redirect-idna": lambda: web.Response(status=302, headers={"Location": "http://10\u30020\u30020\u30025/x.png"}),
+        "/redirect-numeric": lambda: web.Response(status=302, headers={"Location": "http://2130706433/x.png"}),
+        "/redirect-mapped": lambda: web.Response(status=302, headers={"Location": "http://u:pw@[::ffff:a9fe:a9fe]/"}),
     }
 
     @web.middleware
@@ -296,6 +299,27 @@ async def test_a_redirect_to_a_refused_address_is_refused(server: Server, path: 
     with pytest.raises(AddressRefused) as caught:
         await fetch(server.base + path)
     assert str(caught.value) == refused
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [("/redirect-idna", AddressRefused, "refusing to fetch http://10.0.0.5/x.png: its address is private-use "
+                                        "(RFC 1918); allow it with MILLSTREAM_FETCH_ALLOW_HOSTS"),
+     ("/redirect-numeric", InvalidImageUrl, "image URL 'http://2130706433/x.png' is not valid: its host "
+                                            "'2130706433' is a rare IP address format (RFC 3986 section 7.4); write "
+                                            "the address as four decimal numbers (a.b.c.d) or use a name; check "
+                                            "image_url"),
+     ("/redirect-mapped", AddressRefused, "refusing to fetch http://[::ffff:a9fe:a9fe]/: its address is a cloud "
+                                          "metadata address inside IPv4-mapped (RFC 4291); list that exact address "
+                                          "in MILLSTREAM_FETCH_ALLOW_HOSTS to allow it")],
+)
+async def test_a_redirect_to_an_internal_address_in_any_spelling_is_refused(
+    server: Server, path: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        await fetch(server.base + path)
+    assert str(caught.value) == message
+    assert server.hits == [path]
 
 
 async def test_a_redirect_to_a_file_url_is_refused(server: Server) -> None:
