@@ -24,7 +24,7 @@ sender). Data rides along as attributes.
 
 from __future__ import annotations
 
-from processors.egress import display_url
+from processors.egress import display_url as display_url  # re-exported: image modules import it from here
 from streams.errors import InvalidPayload, PermanentError, RetryableError
 
 FORMATS = "JPEG, PNG, WebP, GIF or BMP"
