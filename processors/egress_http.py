@@ -14,13 +14,12 @@ user's URL must not see cookies another user's URL earned).
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client import _RequestContextManager
-from aiohttp.connector import SocketFactoryType
 from yarl import URL
 
 from processors.egress import MAX_URL_CHARS, AddressPolicy, EgressRefused, parse_literal
@@ -99,8 +98,8 @@ class EgressClient:
     """
 
     def __init__(self, policy: AddressPolicy, *, resolver: AbstractResolver | None = None,
-                 headers: Mapping[str, str] | None = None, socket_factory: SocketFactoryType | None = None,
-                 ) -> None:
+                 headers: Mapping[str, str] | None = None,
+                 socket_factory: Callable[[Any], socket.socket] | None = None) -> None:
         self.policy, self._resolver, self._headers = policy, resolver, dict(headers or {})
         self._socket_factory = socket_factory
         self._session: aiohttp.ClientSession | None = None
@@ -116,8 +115,11 @@ class EgressClient:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             inner = self._resolver or aiohttp.ThreadedResolver()
-            connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.policy, inner),
-                                             socket_factory=self._socket_factory)
+            # socket_factory exists from aiohttp 3.12; pyproject allows 3.10, so pass it only when asked.
+            extra: dict[str, Any] = {}
+            if self._socket_factory is not None:
+                extra["socket_factory"] = self._socket_factory
+            connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.policy, inner), **extra)
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, trust_env=False,
                 cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None),
