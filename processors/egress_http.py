@@ -54,13 +54,13 @@ class CheckedResolver(AbstractResolver):
         return allowed
 
     def _judge(self, address: str, host: str) -> EgressRefused | None:
+        # The messages never quote what the resolver said: that is internal information.
+        odd = EgressRefused("its host resolved to something that is not an IP address", kind="host")
         try:
             literal = parse_literal(address)
-        except EgressRefused as refused:
-            return refused
-        if literal is None:
-            return EgressRefused("its host resolved to something that is not an IP address", kind="host")
-        return self._policy.refusal(literal, host)
+        except EgressRefused:
+            return odd
+        return odd if literal is None else self._policy.refusal(literal, host)
 
     async def close(self) -> None:
         await self._inner.close()
