@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -10,15 +12,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from processors.egress import AddressPolicy
-from processors.pipeline import TASK_STAGES
+from processors.pipeline import NAME, TASK_STAGES, build
 from processors.results import WebhookProcessor, WebhookRejected, WebhookUnavailable
 from streams.errors import InvalidPayload
 from streams.keys import Keys
 from streams.message import Message
-from streams.policy import RetryPolicy
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
-from streams.stage import Stage
 from tests.support.pipelines import payloads, running, wait_for
 
 SUCCESS = {"request_id": "r1", "image_id": "i1", "image_url": "http://h/i1.png"}
@@ -157,26 +157,31 @@ async def delivered(redis: Redis, keys: Keys, group: str) -> bool:
 
 
 async def test_a_refused_success_webhook_is_never_posted_again_as_an_error(
-    redis: Redis, keys: Keys, settings: Settings, receiver: Receiver
+    redis: Redis, settings: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ):
+    """The pipeline's own results and results-errors stages, on a real Redis, with a receiver refusing success."""
     receiver.refuse_status["success"] = 422
-    hooks = WebhookProcessor(LOOPBACK, task_stages=TASK_STAGES)
-    quick = RetryPolicy(base=0.01, factor=1.0, cap=0.01)
-    results = Stage("results", "success", hooks, retry=quick)
-    results_errors = Stage("results-errors", "errors", hooks, retry=quick)
+    monkeypatch.setenv("MILLSTREAM_FETCH_ALLOW_HOSTS", "127.0.0.1")
+    settings = dataclasses.replace(settings, namespace=f"t{uuid.uuid4().hex[:10]}")
+    pipeline = build(settings)
+    keys, stages = Keys(settings.namespace, NAME), {stage.name: stage for stage in pipeline.stages}
     publisher = Publisher(redis, keys)
     # A group that reads nothing keeps the error records from being trimmed, so the test can read them.
     await redis.xgroup_create(keys.errors, "observer", id="0", mkstream=True)
     await publisher.publish("success", {**SUCCESS, "callback_url": receiver.url}, "r1")
-    async with running(redis, keys, results, settings), running(redis, keys, results_errors, settings):
-        await wait_for(lambda: delivered(redis, keys, "results-errors"))
-        # A genuine task error afterwards: the error webhook is alive and posts it.
-        task_error = {**error_record(receiver.url), "request_id": "r2"}
-        task_error["payload"] = {"request_id": "r2", "image_id": "i2", "callback_url": receiver.url}
-        await publisher.publish("errors", task_error, "r2")
-        await wait_for(lambda: delivered(redis, keys, "results-errors"))
-    await hooks.aclose()
+    try:
+        async with running(redis, keys, stages["results"], settings), \
+                running(redis, keys, stages["results-errors"], settings):
+            await wait_for(lambda: delivered(redis, keys, "results-errors"))
+            # A genuine task error afterwards: the error webhook is alive and posts it.
+            task_error = {**error_record(receiver.url), "request_id": "r2"}
+            task_error["payload"] = {"request_id": "r2", "image_id": "i2", "callback_url": receiver.url}
+            await publisher.publish("errors", task_error, "r2")
+            await wait_for(lambda: delivered(redis, keys, "results-errors"))
+    finally:
+        for close in pipeline.on_stop:
+            await close()
     records = await payloads(redis, keys.errors)
     assert [(r["stage"], r["request_id"]) for r in records] == [("results", "r1"), ("ocr", "r2")]
-    assert "answered 422" in records[0]["error_message"]
+    assert "answered 422; check callback_url" in records[0]["error_message"]
     assert [(body["status"], body["request_id"]) for body in receiver.seen] == [("success", "r1"), ("error", "r2")]
