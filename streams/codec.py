@@ -7,6 +7,9 @@ An entry's fields are::
     rid  the task's request id, kept across stages, retries and replays
     att  handler attempt number, 1 for a first delivery (retries count up)
     t0   unix ms when the task entered the pipeline (end-to-end latency)
+    lg   only on items the legacy bridge moved from a list (its key): ``d`` is the
+         item exactly as pushed, checked by nobody yet (the bridge moves it unread,
+         docs/decisions/0017-bridge-moves-items-unread.md), and ``rid`` only a label
 
 Fields other than these are kept as provenance (dead letters add theirs).
 """
@@ -19,6 +22,7 @@ from typing import Any
 import orjson
 
 from streams.errors import DecodeError, PayloadTooLarge
+from streams.lenient import read_ids
 
 VERSION = b"1"
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -54,6 +58,8 @@ def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int
     version = fields.get(b"v")
     if version != VERSION:
         raise DecodeError(f"unsupported envelope version {version!r} (expected {VERSION!r})")
+    if b"lg" in fields:
+        return _decode_legacy(fields)
     try:
         payload = orjson.loads(fields[b"d"])
         request_id = fields[b"rid"].decode()
@@ -66,6 +72,39 @@ def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int
     if not isinstance(payload, dict):
         raise DecodeError(f"payload must be a JSON object, got {type(payload).__name__}")
     return payload, request_id, attempt, origin_ms
+
+
+def _decode_legacy(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int]:
+    """``decode`` of an item the legacy bridge moved unread: it is validated here.
+
+    The request id is the item's own ``request_id`` as written (a string's text,
+    a number's literal); the bridge's ``rid`` only when the item has none.
+    """
+    source = fields[b"lg"].decode(errors="replace")
+    try:
+        raw = fields[b"d"]
+        label, attempt = fields[b"rid"].decode(), int(fields.get(b"att", b"1"))
+        origin_ms = int(fields.get(b"t0", b"0"))
+    except KeyError as missing:
+        raise DecodeError(f"entry lacks field {missing.args[0]!r}") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise DecodeError(f"entry is not a valid envelope: {error}") from None
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise DecodeError(f"malformed task from list {source}: it is not valid JSON/UTF-8 ({error}); "
+                          "push one JSON object (UTF-8) per item") from None
+    if type(payload) is not dict:
+        raise DecodeError(f"malformed task from list {source}: it is JSON but not an object "
+                          f"({type(payload).__name__}); push one JSON object (UTF-8) per item")
+    rid = payload.get("request_id")
+    if type(rid) is not str:
+        rid = read_ids(raw.decode(), ("request_id",))["request_id"] if _scalar(rid) else None
+    return payload, rid or label, attempt, origin_ms
+
+
+def _scalar(value: Any) -> bool:
+    return value is not None and not isinstance(value, dict | list)
 
 
 def decode_flat(flat: Sequence[bytes]) -> tuple[dict[str, Any], str, int, int]:

@@ -36,11 +36,14 @@ class Delivery:
 
 
 def to_delivery(stream: str, entry_id: bytes | str, flat: list[bytes], deliveries: int) -> Delivery:
+    """Never raises: an entry that does not decode, whatever the reason, has ``message`` None."""
     ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     try:
         payload, rid, attempt, origin = decode_flat(flat)
     except DecodeError as problem:
         return Delivery(ident, flat, deliveries, None, problem)
+    except Exception as error:  # noqa: BLE001 - whatever the fields hold, the entry gets an outcome
+        return Delivery(ident, flat, deliveries, None, DecodeError(f"{type(error).__name__}: {error}"))
     message = Message(ident, stream, payload, rid, attempt, deliveries, origin)
     return Delivery(ident, flat, deliveries, message)
 

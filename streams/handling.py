@@ -4,6 +4,12 @@ This is where an exception becomes a Decision (the only broad catch besides
 middleware). Entries that cannot be decoded become error records without
 reaching the processor; entries delivered more than ``crash_limit`` times
 (their consumers kept dying) are quarantined in the dead-letter stream.
+
+Last resort: ``screen``, ``one`` and ``batch`` never raise (but for
+cancellation). Whatever raises between holding a delivery and queueing its
+transition, deciding or building an outcome included, ends that entry with an
+error record (Outcomes.last_resort), so no input can stop a runner or leave
+its entry pending to stop the next one.
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ class Handling:
 
     def screen(self, d: Delivery) -> Transition | None:
         """The transition of an entry that must not reach the processor, else None."""
+        try:
+            return self._screen(d)
+        except Exception as error:  # noqa: BLE001 - last resort: the entry ends, the runner goes on
+            return self.outcomes.last_resort(d, error)
+
+    def _screen(self, d: Delivery) -> Transition | None:
         if d.message is None:
             return self.outcomes.error(d, f"undecodable entry {d.id}: {d.problem}")
         if d.deliveries > self.stage.crash_limit:
@@ -55,17 +67,26 @@ class Handling:
 
     async def one(self, d: Delivery, slot: Slot) -> Transition:
         assert d.message is not None
-        return self.conclude(d, await self._attempt(slot, self._one, d.message))
+        return self._guarded(d, await self._attempt(slot, self._one, d.message))
 
     async def batch(self, ds: Sequence[Delivery], slot: Slot) -> list[Transition]:
         messages = [d.message for d in ds if d.message is not None]
         result = await self._attempt(slot, self._batch, messages)
-        if isinstance(result, BaseException):
-            return [self.conclude(d, result) for d in ds]
-        if len(result) != len(ds):
-            error = RuntimeError(f"batch processor returned {len(result)} results for {len(ds)} messages")
-            return [self.conclude(d, error) for d in ds]
-        return [self.conclude(d, r) for d, r in zip(ds, result, strict=True)]
+        try:
+            if not isinstance(result, BaseException) and len(result) != len(ds):
+                result = RuntimeError(
+                    f"batch processor returned {len(result)} results for {len(ds)} messages")
+            if isinstance(result, BaseException):
+                return [self._guarded(d, result) for d in ds]
+            return [self._guarded(d, r) for d, r in zip(ds, result, strict=True)]
+        except Exception as error:  # noqa: BLE001 - last resort: a result that is not a sequence
+            return [self.outcomes.last_resort(d, error) for d in ds]
+
+    def _guarded(self, d: Delivery, result: Result | None) -> Transition:
+        try:
+            return self.conclude(d, result)
+        except Exception as error:  # noqa: BLE001 - last resort: the entry ends, the runner goes on
+            return self.outcomes.last_resort(d, error)
 
     async def _attempt(self, slot: Slot, handler: Callable[[A], Awaitable[T]], arg: A) -> T | BaseException:
         """The handler's result, or the exception it raised (a timeout: ProcessingTimeout)."""

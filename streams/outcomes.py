@@ -2,24 +2,31 @@
 
 * forward: one envelope per output, into the stage's sinks (or a named stream)
 * retry: the entry, attempt + 1, into the source's delayed set, due later
-* error: an error record (request_id, error_message, timestamp, stage, entry id)
+* error: an error record (streams.error_records: built whatever the entry holds)
 * dead letter: the entry with its provenance in the stage's DLQ, and an error
   record so the task is never silently lost (docs/decisions/dead-letters-also-error.md)
 * hand back: an unstarted entry re-appended to its own stream at shutdown
+* last resort: the error record of an entry whose handling raised where nothing
+  should (a bug, or an input no step foresaw), so the runner goes on
+
+Texts that leave the process (error messages, the DLQ's reason and last_error,
+the retry history ``errs``) are redacted with the stage's known ``secrets``.
+Only ``forward`` is on the hot path; the others build records and are not.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
-from streams.codec import Fields, encode_payload, printable
+from streams.codec import Fields, encode_payload
 from streams.delivery import Delivery
+from streams.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
 from streams.keys import Keys
 from streams.message import Outgoing
+from streams.policy import describe
 from streams.redis.transitions import Envelope, Op, Rpush, Transition, Xadd, Zadd
 from streams.stage import Stage
 
@@ -33,6 +40,22 @@ def _text(fields: Fields, **replace: str) -> list[str]:
     return [part for pair in merged.items() for part in pair]
 
 
+def _history(errs: bytes | None) -> list[str]:
+    """The retry error history kept in field ``errs`` (a JSON list of texts); [] if it is not one."""
+    try:
+        old = orjson.loads(errs) if errs else []
+    except orjson.JSONDecodeError:
+        return []
+    return [e[:MAX_MESSAGE_CHARS] for e in old if type(e) is str] if type(old) is list else []
+
+
+def _request_id(rid: object) -> str:
+    """A processor's own request id for an output, checked: it travels as an argument to Redis."""
+    if type(rid) is not str or not (rid.isascii() or rid == rid.encode(errors="replace").decode()):
+        raise TypeError(f"an output's request_id must be text (UTF-8), got {type(rid).__name__}")
+    return rid
+
+
 def _flat(fields: Fields, **add: str) -> list[bytes]:
     """An entry's fields exactly as read, with some replaced or added."""
     merged = {**fields, **{k.encode(): v.encode() for k, v in add.items()}}
@@ -40,11 +63,13 @@ def _flat(fields: Fields, **add: str) -> list[bytes]:
 
 
 class Outcomes:
-    def __init__(self, keys: Keys, stage: Stage, consumer: str, max_payload_bytes: int) -> None:
+    def __init__(self, keys: Keys, stage: Stage, consumer: str, max_payload_bytes: int,
+                 secrets: Sequence[str] = ()) -> None:
         self.keys, self.stage, self.consumer = keys, stage, consumer
-        self.max_payload_bytes = max_payload_bytes
+        self.max_payload_bytes, self.secrets = max_payload_bytes, tuple(secrets)
         self.source = keys.stream(stage.source)
         self._sinks = tuple(keys.stream(name) for name in stage.sinks)
+        self.records = ErrorRecords(keys.errors, stage.name, stage.source, max_payload_bytes, secrets)
 
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""
@@ -54,7 +79,7 @@ class Outcomes:
             out = outputs[0]
             if out.stream is None and out.list is None:
                 data = encode_payload(out.payload, self.max_payload_bytes)
-                rid = out.request_id or message.request_id
+                rid = _request_id(out.request_id) if out.request_id else message.request_id
                 envelope = Envelope(self._sinks[0], data, rid, message.origin_ms)
                 return Transition(d.id, message.request_id, "forwarded", (envelope,))
         ops: list[Op] = []
@@ -63,7 +88,8 @@ class Outcomes:
             if out.list is not None:
                 ops.append(Rpush(out.list, data))
                 continue
-            rid, origin = out.request_id or message.request_id, message.origin_ms
+            rid = _request_id(out.request_id) if out.request_id else message.request_id
+            origin = message.origin_ms
             targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
             ops += [Envelope(key, data, rid, origin) for key in targets]
         state = "forwarded" if ops else "done"
@@ -71,7 +97,7 @@ class Outcomes:
 
     def retry(self, d: Delivery, delay: float, reason: str) -> Transition:
         assert d.message is not None
-        history = [*orjson.loads(d.fields.get(b"errs", b"[]"))[-(ERROR_HISTORY - 1):], reason]
+        history = [*_history(d.fields.get(b"errs"))[-(ERROR_HISTORY - 1):], clean(reason, self.secrets)]
         errs = orjson.dumps(history).decode()
         fields = _text(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
         member = orjson.dumps(fields).decode()
@@ -79,28 +105,28 @@ class Outcomes:
         delayed = Zadd(self.keys.delayed(self.stage.source), due, member)
         return Transition(d.id, d.request_id, "retrying", [delayed])
 
-    def _error_record(self, d: Delivery, reason: str) -> Envelope:
-        payload: Any = d.message.payload if d.message is not None else {"raw": printable(d.fields)}
-        record = {
-            "request_id": d.request_id, "error_message": reason, "timestamp": int(time.time()),
-            "stage": self.stage.name, "entry_id": d.id, "stream": self.stage.source, "payload": payload,
-        }
-        origin = d.message.origin_ms if d.message is not None else 0
-        return Envelope(self.keys.errors, orjson.dumps(record), d.request_id, origin)
-
     def error(self, d: Delivery, reason: str) -> Transition:
-        return Transition(d.id, d.request_id, "failed", [self._error_record(d, reason)])
+        return Transition(d.id, d.request_id, "failed", [self.records.build(d, reason)])
+
+    def last_resort(self, d: Delivery, error: BaseException) -> Transition:
+        """The error record of an entry whose handling raised ``error``; never raises."""
+        try:
+            reason = f"internal error while handling entry {d.id}: {describe(error)}"
+        except Exception:  # noqa: BLE001 - an exception whose str() raises still ends the task
+            reason = f"internal error while handling entry {d.id}: {type(error).__name__}"
+        return Transition(d.id, d.request_id, "failed", [self.records.build(d, reason)])
 
     def dead_letter(self, d: Delivery, reason: str, last_error: str) -> Transition:
         provenance = {
             "source": self.source, "group": self.stage.group, "entry_id": d.id,
             "deliveries": str(d.deliveries),
-            "attempts": str(d.message.attempt if d.message else 1), "reason": reason,
-            "last_error": last_error, "consumer": self.consumer, "stage": self.stage.name,
+            "attempts": str(d.message.attempt if d.message else 1),
+            "reason": clean(reason, self.secrets), "last_error": clean(last_error, self.secrets),
+            "consumer": self.consumer, "stage": self.stage.name,
             "dead_at": str(int(time.time() * 1000)),
         }
         fields = _flat(d.fields, **provenance)
-        ops: list[Op] = [Xadd(self.keys.dlq(self.stage.name), fields), self._error_record(d, reason)]
+        ops: list[Op] = [Xadd(self.keys.dlq(self.stage.name), fields), self.records.build(d, reason)]
         return Transition(d.id, d.request_id, "dead_lettered", ops)
 
     def hand_back(self, d: Delivery) -> Transition:

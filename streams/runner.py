@@ -51,7 +51,9 @@ COMMITS_IN_FLIGHT = 3
 
 class StageRunner:
     def __init__(self, redis: Redis, keys: Keys, stage: Stage, settings: Settings,
-                 metrics: Metrics, middleware: Sequence[Middleware] = ()) -> None:
+                 metrics: Metrics, middleware: Sequence[Middleware] = (),
+                 secrets: Sequence[str] = ()) -> None:
+        """``secrets``: known secret values, masked in error records and dead letters (streams.redact)."""
         self.redis, self.keys, self.stage, self.settings = redis, keys, stage, settings
         self.metrics = metrics.for_stage(keys.pipeline, stage.name)
         self.inbox = Inbox(stage.max_in_flight)
@@ -60,7 +62,7 @@ class StageRunner:
             redis, keys, keys.stream(stage.source), stage.group, settings.consumer, stage.name,
             int(settings.status_ttl * 1000), settings.events_maxlen, stage.max_in_flight,
         )
-        self.outcomes = Outcomes(keys, stage, settings.consumer, settings.max_payload_bytes)
+        self.outcomes = Outcomes(keys, stage, settings.consumer, settings.max_payload_bytes, secrets)
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
         self.handling = Handling(stage, handler, self.outcomes, self.metrics)
         self._outbox = Outbox()

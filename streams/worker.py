@@ -23,7 +23,7 @@ from streams.pipeline import Pipeline
 from streams.redis import library
 from streams.redis.connection import connect
 from streams.runner import StageRunner
-from streams.settings import Settings
+from streams.settings import Settings, secrets
 from streams.timing import pause
 
 log = logging.getLogger("millstream.worker")
@@ -79,10 +79,12 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     keys = Keys(settings.namespace, pipeline.name)
     redis = connect(settings)
     await library.load(redis)
+    known = secrets()
     runners: list[StageRunner | IngressRunner] = [
-        StageRunner(redis, keys, s, settings, metrics, pipeline.middleware) for s in stages
+        StageRunner(redis, keys, s, settings, metrics, pipeline.middleware, known) for s in stages
     ]
-    runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen) for b in bridges]
+    runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen,
+                              settings.max_payload_bytes) for b in bridges]
     _settle_heap()
     def stop_all() -> None:
         for runner in runners:

@@ -6,15 +6,17 @@ import dataclasses
 import uuid
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from streams.codec import decode
+from streams.errors import DecodeError
 from streams.keys import Keys
 from streams.legacy import IngressRunner, LegacySettings, ListIngress, mirror_errors, mirror_success
 from streams.redis.publisher import Publisher
 from streams.settings import Settings, from_env
 from streams.stage import Stage
-from tests.support.pipelines import entries, payloads, running, wait_for
+from tests.support.pipelines import entries, running, wait_for
 
 
 def list_name(kind: str) -> str:
@@ -39,19 +41,72 @@ async def test_ingress_moves_tasks_in_the_order_blpop_saw_them(redis: Redis, key
     assert await redis.llen(source) == 0
 
 
-async def test_malformed_tasks_become_error_records_with_the_ids_that_could_be_read(
-    redis: Redis, keys: Keys, settings: Settings
-):
+async def test_items_are_moved_unread_and_the_reading_stage_decodes_them(redis: Redis, keys: Keys):
     source = list_name("tasks")
-    await redis.rpush(source, b'{"request_id": "r-bad", "image_id": "i-bad", "image_url": ', b"[1, 2]", b"\xff\xfe")
+    items = [b'{"request_id": "r-bad", "image_id": "i-bad", "image_url": ', b"[1, 2]", b"\xff\xfe",
+             b'{"request_id": 12345678901234567890, "n": 1}', b'{"image_id": "no id"}']
+    await redis.rpush(source, *items)
     await IngressRunner(redis, keys, ListIngress("ingress", source, "tasks"), 60, 1000).move_once()
-    errors = await payloads(redis, keys.errors)
-    assert [(e["request_id"], e["payload"]["image_id"]) for e in errors] == [("r-bad", "i-bad"), (None, None),
-                                                                             (None, None)]
-    assert all("malformed task" in e["error_message"] and "push a JSON object" in e["error_message"]
-               for e in errors)
-    assert "JSON but not an object" in errors[1]["error_message"]
-    assert await redis.xlen(keys.stream("tasks")) == 0
+    moved = [f for _, f in await entries(redis, keys.stream("tasks"))]
+    assert [f[b"d"] for f in moved] == items, "exactly as pushed"
+    assert {f[b"lg"] for f in moved} == {source.encode()}
+    assert [f[b"rid"] for f in moved[:4]] == [b"r-bad", moved[1][b"rid"], moved[2][b"rid"], b"12345678901234567890"]
+    assert moved[1][b"rid"].startswith(b"legacy-") and moved[4][b"rid"].startswith(b"legacy-")
+    assert await redis.xlen(keys.errors) == 0 and await redis.llen(source) == 0
+    problems = []
+    for fields in moved[:3]:
+        with pytest.raises(DecodeError) as caught:
+            decode(fields)
+        problems.append(str(caught.value))
+    assert problems == [
+        f"malformed task from list {source}: it is not valid JSON/UTF-8 (unexpected end of data: line 1 column 59 "
+        "(char 58)); push one JSON object (UTF-8) per item",
+        f"malformed task from list {source}: it is JSON but not an object (list); push one JSON object (UTF-8) "
+        "per item",
+        f"malformed task from list {source}: it is not valid JSON/UTF-8 (str is not valid UTF-8: surrogates not "
+        "allowed: line 1 column 1 (char 0)); push one JSON object (UTF-8) per item",
+    ]
+    assert decode(moved[3])[:2] == ({"request_id": 12345678901234567890, "n": 1}, "12345678901234567890")
+    assert decode(moved[4])[1] == moved[4][b"rid"].decode(), "no id of its own: the bridge's label"
+
+
+async def test_one_call_stops_popping_once_it_moved_its_byte_budget(redis: Redis, keys: Keys):
+    source = list_name("tasks")
+    await redis.rpush(source, *[orjson.dumps({"request_id": f"r{i}", "pad": "x" * 99_970}) for i in range(10)])
+    runner = IngressRunner(redis, keys, ListIngress("ingress", source, "tasks"), 60, 1000, max_call_bytes=250_000)
+    assert [await runner.move_once() for _ in range(5)] == [3, 3, 3, 1, 0]
+    assert [f[b"rid"] for _, f in await entries(redis, keys.stream("tasks"))] == [b"r%d" % i for i in range(10)]
+
+
+async def test_the_largest_admissible_call_holds_redis_for_a_few_milliseconds(redis: Redis, keys: Keys):
+    """The worst case: a full batch just under its byte budget before the last item, the last at the limit.
+
+    Prints the worst of 20 calls as Redis timed it (SLOWLOG); docs/BENCHMARKS.md records it.
+    """
+    source, limit = list_name("tasks"), 1024 * 1024
+    runner = IngressRunner(redis, keys, ListIngress("ingress", source, "tasks"), 60, 1000, limit)
+    count = runner.ingress.batch
+    pad = runner.max_call_bytes // (count - 1) - 30
+    items = [orjson.dumps({"request_id": f"r{i}", "pad": "x" * pad}) for i in range(count - 1)]
+    items.append(orjson.dumps({"request_id": "big", "pad": "x" * (limit - 40)}))
+    assert runner.max_call_bytes - 500 < sum(map(len, items[:-1])) < runner.max_call_bytes
+    assert len(items[-1]) <= limit
+    [previous] = (await redis.config_get("slowlog-log-slower-than")).values()
+    await redis.config_set("slowlog-log-slower-than", 0)
+    try:
+        durations = []
+        for _ in range(20):
+            await redis.rpush(source, *items)
+            await redis.slowlog_reset()
+            assert await runner.move_once() == count
+            [call] = [e for e in await redis.slowlog_get(128) if b"ms_ingress" in e["command"]]
+            durations.append(call["duration"])
+            await redis.delete(keys.stream("tasks"))
+    finally:
+        await redis.config_set("slowlog-log-slower-than", previous)
+    print(f"ms_ingress of {count} items, {sum(map(len, items))} bytes (the last {len(items[-1])}): worst call "
+          f"{max(durations) / 1000:.2f} ms, median {sorted(durations)[10] / 1000:.2f} ms (20 runs)")
+    assert max(durations) < 10_000, "a few milliseconds (10 ms allows for a loaded CI machine)"
 
 
 async def test_outcomes_are_mirrored_with_exactly_the_contract_json(redis: Redis, keys: Keys, settings: Settings):

@@ -111,5 +111,5 @@ async def test_undecodable_entry_becomes_error_record_and_worker_goes_on(
     errors = await payloads(redis, keys.errors)
     assert [e["request_id"] for e in errors][1] == "bad-json"
     assert all("undecodable entry" in e["error_message"] for e in errors)
-    assert errors[0]["payload"] == {"raw": {"garbage": "yes"}}
+    assert errors[0]["payload"] == {"raw": {"garbage": "yes"}, "request_id": None, "image_id": None}
     assert await payloads(redis, keys.stream("out")) == [{"n": 10}]

@@ -420,6 +420,7 @@ local function purge(keys, args)
 end
 
 -- Strict UTF-8 (no overlongs, no surrogates): cjson does not check, orjson does.
+-- Per byte in Lua (about 60 ms per MiB): only for the short texts ms_ingress writes itself.
 local function valid_utf8(s)
   local i, n = 1, #s
   while i <= n do
@@ -440,46 +441,89 @@ local function valid_utf8(s)
   return true
 end
 
+local REFUSED_PREFIX = 256   -- bytes of a refused item kept in its error record
+local ID_WINDOW = 4096       -- bytes of a refused item searched for its ids
+local MAX_LABEL = 256        -- longer ids are not read here (the reading stage reads them)
+
+-- `s` as valid UTF-8: a character cut at the end is dropped, other junk bytes become '?'.
+local function utf8_text(s)
+  for cut = 0, 3 do
+    local t = string.sub(s, 1, #s - cut)
+    if valid_utf8(t) then return t end
+  end
+  return (string.gsub(s, '[\128-\255]', '?'))
+end
+
+-- An id read by a pattern, if short and valid UTF-8; else nil.
+local function short_id(id)
+  if id and #id > 0 and #id <= MAX_LABEL and valid_utf8(id) then return id end
+  return nil
+end
+
+-- The item's request_id when the item opens with it as a plain string or an
+-- integer: bounded work (the match is anchored), exact text. Only a label for
+-- the status record: the stage reading the stream takes the id from the item.
+local function label_of(raw)
+  local head = string.sub(raw, 1, 512)
+  return short_id(string.match(head, '^%s*{%s*"request_id"%s*:%s*"([^"\\]*)"'))
+      or short_id(string.match(head, '^%s*{%s*"request_id"%s*:%s*(%-?%d+)[%s,}]'))
+end
+
+-- An id named `name` anywhere in `window`, as a plain string or a number's literal.
+local function find_id(window, name)
+  return short_id(string.match(window, '"' .. name .. '"%s*:%s*"([^"\\]*)"'))
+      or short_id(string.match(window, '"' .. name .. '"%s*:%s*(%-?[%w%.%+%-]+)'))
+end
+
+-- The error record of an item over `limit` bytes: its first bytes and its size, not the item.
+local function refusal(list, stage, now, raw, limit, rid)
+  local window = string.sub(raw, 1, ID_WINDOW)
+  local ids = {request_id = find_id(window, 'request_id') or cjson.null,
+               image_id = find_id(window, 'image_id') or cjson.null}
+  return cjson.encode({
+    request_id = rid, timestamp = math.floor(tonumber(now) / 1000), stage = stage,
+    error_message = 'task refused from list ' .. list .. ': it is ' .. #raw ..
+      ' bytes, over the limit of ' .. limit .. ' bytes (MILLSTREAM_MAX_PAYLOAD_BYTES); ' ..
+      'store large data elsewhere and send a reference',
+    entry_id = cjson.null, stream = list, ids = ids,
+    payload = {raw = utf8_text(string.sub(raw, 1, REFUSED_PREFIX)), raw_bytes = #raw,
+               request_id = ids.request_id, image_id = ids.image_id}})
+end
+
 -- ms_ingress: KEYS = list, stream, events, errors
--- ARGV = now_ms, count, status_ttl_ms, events_maxlen, status_prefix, stage
--- Pops up to `count` legacy tasks from the head of the list (where BLPOP took
--- them) and appends each to the stream in the same atomic call, so a crash of
--- the bridge neither loses nor repeats a task. An item that is not a JSON
--- object becomes an error record carrying the ids that could be read.
+-- ARGV = now_ms, count, status_ttl_ms, events_maxlen, status_prefix, stage,
+--        max_item_bytes, max_call_bytes
+-- Pops legacy tasks from the head of the list (where BLPOP took them), one at
+-- a time, and appends each to the stream in the same atomic call, so a crash
+-- of the bridge neither loses nor repeats a task. Stops after `count` items, or
+-- once the items popped add up to `max_call_bytes`, so one call moves at most
+-- max_call_bytes plus one item. Items are moved unread, field `lg` naming the
+-- list: the stage reading the stream validates them (streams.codec), since
+-- reading JSON here costs Redis milliseconds per MiB
+-- (docs/decisions/0017-bridge-moves-items-unread.md). An item over
+-- max_item_bytes is not copied: it becomes an error record keeping its first
+-- bytes, its size and the ids found near its start. Returns how many items left the list.
 local function ingress(keys, args)
-  local items = redis.call('LPOP', keys[1], args[2])
-  if not items then return 0 end
-  local now, stage, done = args[1], args[6], {}
-  local clock = redis.call('TIME')
-  for i, raw in ipairs(items) do
-    local utf8 = valid_utf8(raw)
-    local ok, task = false, 'it is not valid UTF-8'
-    if utf8 then ok, task = pcall(cjson.decode, raw) end
-    local rid_read = string.match(raw, '"request_id"%s*:%s*"([^"]*)"')
-    local rid = 'legacy-' .. clock[1] .. clock[2] .. '-' .. i
-    if ok and type(task) == 'table' and string.match(raw, '^%s*{') then
-      if type(task.request_id) == 'string' or type(task.request_id) == 'number' then
-        rid = tostring(task.request_id)
-      end
-      local id = redis.call('XADD', keys[2], '*', 'v', '1', 'd', raw, 'rid', rid, 'att', '1', 't0', now)
-      done[#done + 1] = {rid, 'queued', id}
+  local now, count, stage = args[1], tonumber(args[2]), args[6]
+  local max_item, max_call = tonumber(args[7]), tonumber(args[8])
+  local clock, done, moved, n = redis.call('TIME'), {}, 0, 0
+  while n < count and moved < max_call do
+    local raw = redis.call('LPOP', keys[1])
+    if not raw then break end
+    n, moved = n + 1, moved + #raw
+    local rid = label_of(raw) or ('legacy-' .. clock[1] .. clock[2] .. '-' .. n)
+    if #raw > max_item then
+      local record_json = refusal(keys[1], stage, now, raw, max_item, rid)
+      local id = redis.call('XADD', keys[4], '*', 'v', '1', 'd', record_json, 'rid', rid, 'att', '1', 't0', now)
+      done[#done + 1] = {rid, 'failed', id}
     else
-      local problem = ok and 'it is JSON but not an object' or tostring(task)
-      if not utf8 then raw = string.gsub(raw, '[\128-\255]', '?') end
-      local record = cjson.encode({
-        request_id = rid_read or cjson.null, error_message =
-          'malformed task in ' .. keys[1] .. ': ' .. problem ..
-          '; push a JSON object with request_id, image_url, image_id and is_long',
-        timestamp = math.floor(tonumber(now) / 1000), stage = stage, entry_id = cjson.null,
-        stream = keys[1], payload = {raw = raw, request_id = rid_read or cjson.null,
-          image_id = string.match(raw, '"image_id"%s*:%s*"([^"]*)"') or cjson.null}})
-      local id = redis.call('XADD', keys[4], '*', 'v', '1', 'd', record, 'rid', rid_read or rid,
-                            'att', '1', 't0', now)
-      done[#done + 1] = {rid_read or rid, 'failed', id}
+      local id = redis.call('XADD', keys[2], '*', 'v', '1', 'd', raw, 'rid', rid, 'att', '1', 't0', now,
+                            'lg', keys[1])
+      done[#done + 1] = {rid, 'queued', id}
     end
   end
   record(args[5], keys[3], args[4], stage, now, args[3], done)
-  return #items
+  return n
 end
 
 redis.register_function('ms_commit', commit)
