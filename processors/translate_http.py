@@ -35,7 +35,7 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -44,6 +44,7 @@ from yarl import URL
 from processors.egress import AddressPolicy, EgressRefused, display_url
 from processors.egress_http import EgressClient, connect_host
 from processors.translate_metrics import TranslateMetrics
+from processors.translate_settings import PROVIDER_RETRY
 from streams.errors import PermanentError, RetryableError
 from streams.policy import RetryPolicy
 from streams.ratelimit import Limiter, RateLimited
@@ -90,7 +91,7 @@ class HttpPolicy:
 
     timeout: float = 30.0
     max_attempts: int = 3
-    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(base=0.5, factor=2.0, cap=8.0))
+    retry: RetryPolicy = PROVIDER_RETRY  # frozen: one instance serves every policy
 
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.max_attempts < 1:

@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from processors.egress import EgressRefused, parse_literal
 from processors.translate_glossary import SOURCE_LANG, TARGET_LANG
 from streams.errors import ConfigError
 from streams.policy import RetryPolicy
+from streams.redact import redact
 from streams.settings import variable
 
 PROVIDERS = ("glossary", "libretranslate", "openai")
@@ -84,9 +86,18 @@ def _base(lang: str) -> str:
 
 
 def _check_url(url: str, provider: str) -> None:
+    """An http(s) URL with a host the egress policy can judge; errors show it without credentials."""
     name = variable("translate_url")
     if not url:
         raise ConfigError(name, f"the {provider} provider needs the server's URL")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(name, f"{url!r} must be an http:// or https:// URL with a host")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as error:
+        raise ConfigError(name, f"{redact(url)!r} is not a URL: {error}") from None
+    if parts.scheme not in {"http", "https"} or not hostname:
+        raise ConfigError(name, f"{redact(url)!r} must be an http:// or https:// URL with a host")
+    try:
+        parse_literal(hostname)
+    except EgressRefused as refused:
+        raise ConfigError(name, f"{redact(url)!r}: {refused}") from None

@@ -97,3 +97,29 @@ def test_a_rate_limit_without_redis_is_refused() -> None:
     settings = TranslateSettings("libretranslate", translate_url=URL, translate_rate=5)
     with pytest.raises(ValueError, match="needs a Redis client"):
         build_translator(settings, None, CollectorRegistry())
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://127.1:5000/", "MILLSTREAM_TRANSLATE_URL: 'http://127.1:5000/': its host '127.1' is a rare IP address "
+                           "format (RFC 3986 section 7.4)"),
+    ("http://2130706433/", "MILLSTREAM_TRANSLATE_URL: 'http://2130706433/': its host '2130706433' is a rare IP "
+                           "address format"),
+    ("http://ops:pw-9876@[::1/v1", "MILLSTREAM_TRANSLATE_URL: 'http://ops:***@[::1/v1' is not a URL: Invalid IPv6 URL"),
+    ("ftp://ops:pw-9876@host/", "MILLSTREAM_TRANSLATE_URL: 'ftp://ops:***@host/' must be an http:// or https:// URL"),
+])
+def test_a_provider_url_the_egress_policy_cannot_judge_is_refused_at_start_up_without_its_password(
+        url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        TranslateSettings("libretranslate", translate_url=url)
+    assert str(refused.value).startswith(message)
+    assert "pw-9876" not in str(refused.value)
+
+
+def test_settings_sections_load_without_the_image_extras() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; from streams.settings import registered_sections; registered_sections(); "
+             "print(sorted(m for m in ('aiohttp', 'numpy', 'PIL', 'yarl', 'tritonclient') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
