@@ -1,18 +1,22 @@
-"""The exporter: stream, group and dead-letter figures of every pipeline, for Prometheus.
+"""The exporter: stream, group, dead-letter and retained-state figures of every pipeline, for Prometheus.
 
 Workers report their own stages; lag must be visible also when no worker of
 a stage runs (that is when it matters), so this process samples every stream
 under the namespace, found with SCAN, and serves the gauges on its own port.
+Retained dead letters (``millstream_retained_records{kind="dlq"}``) are the
+sum over every stage found, which only the exporter sees.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 
 from prometheus_client import CollectorRegistry
 
-from streams import stats
+from streams import retention, stats
+from streams.keys import Keys
 from streams.metrics import Metrics
 from streams.redis.connection import connect
 from streams.settings import Settings
@@ -26,8 +30,14 @@ async def sample_all(settings: Settings, metrics: Metrics) -> int:
     redis = connect(settings)
     try:
         found = await stats.discover(redis, settings.namespace)
+        stages: dict[Keys, set[str]] = defaultdict(set)
         for keys, stream in found:
-            metrics.observe(keys.pipeline, await stats.sample(redis, keys, stream))
+            sampled = await stats.sample(redis, keys, stream)
+            metrics.observe(keys.pipeline, sampled)
+            stages[keys].update(g.group for g in sampled.groups)
+        for keys, groups in stages.items():
+            dead = await retention.dead_letters(redis, keys, sorted(groups))
+            metrics.observe_retained(keys.pipeline, [dead])
     finally:
         await redis.aclose()
     return len(found)

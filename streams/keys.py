@@ -13,12 +13,21 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
 ``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
 ``ms:{imgtr}:fences``                  hash        <stream>/<group>/<consumer> -> fence token
-``ms:{imgtr}:status:<bucket>``         hash        request_id -> last transition (JSON); expires
+``ms:{imgtr}:status:<n>``              hash        request_id -> last transition (JSON); bucket n
+``ms:{imgtr}:status:head``             hash        n: the current status bucket, at: when it opened
+``ms:{imgtr}:seen:<n>``                hash        request_id -> its first entry id (dedup); bucket n
+``ms:{imgtr}:seen:head``               hash        n, at: the current dedup bucket
 ``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
-``ms:{imgtr}:dedup:<request_id>``      string      first entry id of a request_id, TTL = window
 ``ms:{imgtr}:audit``                   stream      operator actions on dead letters (replay, purge)
 ``ms:{imgtr}:ratelimit:<name>``        string      a shared rate limit's state (streams.ratelimit)
 =====================================  ==========  ==========================================
+
+Status and dedup records are kept in at most nine numbered buckets each
+(see functions/millstream.lua and streams.retention): bounded by time
+(status_ttl, dedup_window) and, when set, by count (status_max_records,
+dedup_max_keys). ``<namespace>:{<pipeline>}:dedup:<request_id>`` string keys
+were the dedup records of earlier versions; they expire within a day of the
+upgrade and are no longer written.
 
 Consumer groups are named after the stage that reads the stream. Every key
 starts with ``<namespace>:{``, so none can equal a legacy list name such as
@@ -88,8 +97,26 @@ class Keys:
         return f"{self.prefix}:status:"
 
     def status(self, bucket: int) -> str:
-        """The status hash of time bucket ``bucket`` (see streams.tasks)."""
+        """The status hash of bucket ``bucket`` (see streams.tasks)."""
         return f"{self.status_prefix}{bucket}"
+
+    @property
+    def status_head(self) -> str:
+        """Which status bucket is current, and since when (ms)."""
+        return f"{self.status_prefix}head"
+
+    @property
+    def seen_prefix(self) -> str:
+        """Prefix of the dedup buckets: ms_publish derives it from ``status_prefix`` (status: -> seen:)."""
+        return f"{self.prefix}:seen:"
+
+    def seen(self, bucket: int) -> str:
+        """The dedup hash of bucket ``bucket``: request_id -> the first entry's id."""
+        return f"{self.seen_prefix}{bucket}"
+
+    @property
+    def seen_head(self) -> str:
+        return f"{self.seen_prefix}head"
 
     @property
     def events(self) -> str:
@@ -103,6 +130,11 @@ class Keys:
         return f"{self.prefix}:audit"
 
     def dedup(self, request_id: str) -> str:
+        """The key the publisher declares per item: the dedup string key of earlier versions.
+
+        Dedup records now live in the ``seen`` buckets; the key is declared only
+        (it keeps the call on the pipeline's cluster slot) and never written.
+        """
         return f"{self.prefix}:dedup:{request_id}"
 
     def stream_name(self, key: str) -> str:

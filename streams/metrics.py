@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from streams.retention import Retained
 from streams.stats import StreamStats
 
 _STAGE = ["pipeline", "stage"]
@@ -129,6 +130,10 @@ class Metrics:
         )
         self.dlq_length = gauge("dlq_length", "Dead letters of the stage.", _STAGE)
         self.dlq_oldest = gauge("dlq_oldest_seconds", "Age of the oldest dead letter.", _STAGE)
+        self.retained = gauge("retained_records", "Records kept in Redis after their task: status, "
+                              "dedup, events (transitions' entries), errors, dlq.", ["pipeline", "kind"])
+        self.retained_bytes = gauge("retained_bytes", "Redis memory of the retained records (MEMORY USAGE, "
+                                    "sampled).", ["pipeline", "kind"])
 
     def for_stage(self, pipeline: str, stage: str) -> StageMetrics:
         labels = (pipeline, stage)
@@ -164,3 +169,10 @@ class Metrics:
             self.heartbeat_age.labels(*labels).set(g.heartbeat_age_seconds)
             self.dlq_length.labels(pipeline, g.group).set(g.dlq_length)
             self.dlq_oldest.labels(pipeline, g.group).set(g.dlq_oldest_seconds)
+        self.observe_retained(pipeline, stats.retained)
+
+    def observe_retained(self, pipeline: str, retained: Iterable[Retained]) -> None:
+        """Set the retained-state gauges (records and bytes per kind)."""
+        for r in retained:
+            self.retained.labels(pipeline, r.kind).set(r.records)
+            self.retained_bytes.labels(pipeline, r.kind).set(r.bytes)

@@ -26,6 +26,7 @@ PREFIX = "MILLSTREAM_"
 T = TypeVar("T")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+RETAINED_BUCKETS = 9  # status and dedup buckets kept at once (streams.tasks.KEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,33 +36,46 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "ms"
     consumer: str = ""
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"  # loopback: set 0.0.0.0 for a scraper on another machine
     metrics_port: int = 9400
     max_payload_bytes: int = 1024 * 1024
-    dedup_window: float = 86400.0
+    # Retention defaults fit a 1 GB Redis at 100 tasks/s sustained (docs/OPERATIONS.md, "Redis memory").
+    dedup_window: float = 3600.0
     heartbeat_ttl: float = 5.0
     claim_interval: float = 1.0
     shutdown_grace: float = 30.0
-    status_ttl: float = 7 * 86400.0
-    events_maxlen: int = 100_000
+    status_ttl: float = 7200.0
+    status_max_records: int = 1_000_000
+    dedup_max_keys: int = 1_000_000
+    events_maxlen: int = 10_000
     trim_interval: float = 30.0
     stats_interval: float = 5.0
     dlq_max_age: float = 0.0
-    dlq_max_len: int = 0
+    dlq_max_len: int = 100_000
     operator: str = ""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url, "MILLSTREAM_REDIS_URL")
-        for name in ("heartbeat_ttl", "claim_interval", "trim_interval", "stats_interval"):
-            if getattr(self, name) <= 0:
+        for name in ("heartbeat_ttl", "claim_interval", "trim_interval", "stats_interval",
+                     "status_ttl", "dedup_window"):
+            if not getattr(self, name) > 0:  # not <= 0: NaN fails too
                 raise ConfigError(variable(name), "must be > 0")
+        for name in ("status_max_records", "dedup_max_keys"):
+            if getattr(self, name) != 0 and getattr(self, name) < RETAINED_BUCKETS:
+                raise ConfigError(variable(name), f"must be 0 (no count bound) or >= {RETAINED_BUCKETS} "
+                                  "(records are dropped a ninth at a time)")
+        if self.events_maxlen < 1:
+            raise ConfigError(variable("events_maxlen"), "must be >= 1")
+        if not self.metrics_host.strip():
+            raise ConfigError(variable("metrics_host"), "must name an address (0.0.0.0: every interface)")
         if self.max_payload_bytes < 1:
             raise ConfigError(variable("max_payload_bytes"), "must be >= 1")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(variable("metrics_port"), "must be a port number (0 turns it off)")
-        if self.dlq_max_age < 0 or self.dlq_max_len < 0:
-            raise ConfigError(variable("dlq_max_age"), "DLQ retention must be >= 0 (0 keeps everything)")
+        for name in ("dlq_max_age", "dlq_max_len"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(variable(name), "DLQ retention must be >= 0 (0 keeps everything)")
         if not self.operator:
             who = os.environ.get("SUDO_USER") or os.environ.get("USER") or os.environ.get("LOGNAME")
             object.__setattr__(self, "operator", who or "unknown")

@@ -61,6 +61,20 @@ async def test_metrics_expose_the_sampled_figures(redis: Redis, keys: Keys):
     assert samples[("millstream_dlq_length", (("pipeline", keys.pipeline), ("stage", "work")))] == 2
 
 
+async def test_metrics_report_the_retained_state_of_the_pipeline(redis: Redis, keys: Keys):
+    await make_backlog(redis, keys)  # 10 tasks without request ids: status records, no dedup records
+    await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(5)])
+    await redis.xadd(keys.errors, {"d": "{}"})
+    registry = CollectorRegistry()
+    Metrics(registry).observe(keys.pipeline, await stats.sample(redis, keys, "in"))
+    found = {(s.name, s.labels["kind"]): s.value
+             for family in text_string_to_metric_families(generate_latest(registry).decode())
+             for s in family.samples if s.labels.get("pipeline") == keys.pipeline and "kind" in s.labels}
+    records = {kind: found[("millstream_retained_records", kind)] for kind in ("status", "dedup", "events", "errors")}
+    assert records == {"status": 15, "dedup": 5, "events": 2, "errors": 1}
+    assert all(found[("millstream_retained_bytes", kind)] > 0 for kind in records)
+
+
 async def test_status_command_prints_json_for_scripts(redis: Redis, keys: Keys, settings: Settings):
     await make_backlog(redis, keys)
     env = {**os.environ, "MILLSTREAM_REDIS_URL": settings.redis_url, "MILLSTREAM_NAMESPACE": "mst"}
@@ -98,6 +112,11 @@ async def test_exporter_serves_group_figures_without_any_worker(redis: Redis, ke
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("millstream_group_lag_entries", keys.pipeline, "work")] == 6
     assert samples[("millstream_group_live_consumers", keys.pipeline, "work")] == 1
+    kinds = {(s.name, s.labels.get("kind")): s.value for f in text_string_to_metric_families(text)
+             for s in f.samples if s.labels.get("pipeline") == keys.pipeline}
+    assert kinds[("millstream_retained_records", "dlq")] == 2
+    assert kinds[("millstream_retained_records", "status")] == 10
+    assert kinds[("millstream_retained_bytes", "dlq")] > 0
 
 
 def _scrape_until(port: int, needle: str, timeout: float = 20.0) -> str:

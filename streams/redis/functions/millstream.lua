@@ -3,13 +3,46 @@
 -- consumer acts on an entry it may no longer own. All keys are declared in
 -- KEYS and share the pipeline's hash tag, so they also run on Redis Cluster.
 
--- Status records live in time-bucketed hashes (field: request id, value: the
--- task's last transition as JSON): one HSET per batch instead of one SET per
--- task. A bucket spans status_ttl/8 and expires status_ttl after its end, so
--- a lookup (streams.tasks) reads at most 9 buckets, newest first.
+-- Status records (field: request id, value: the task's last transition as
+-- JSON) and dedup records (field: request id, value: its first entry id) live
+-- in numbered buckets, hashes <prefix><n>: one HSET per batch instead of one
+-- key per task. <prefix>head holds the current number `n` and when it opened
+-- (`at`). A write opens the next bucket once the current one is a span old
+-- (span = ttl/8; ttl = status_ttl or dedup_window); upkeep opens it sooner when
+-- the current one holds its share of a count bound (ms_retain). Opening bucket
+-- n deletes bucket n - KEPT, and every write makes its bucket expire ttl later.
+-- So a record is kept at least ttl (its bucket is deleted only once KEPT - 1
+-- newer ones opened, each a span after the one before) unless a count bound
+-- dropped it sooner, at most about ttl * 9/8 under steady traffic, and a lookup
+-- (streams.tasks, ms_publish) reads KEPT buckets, newest first.
 -- Events: one entry per batch, field `t` listing [request_id, state, entry] of
 -- every transition in it, in order. Stage names, states and entry ids need no
 -- JSON escaping (stage names are checked by Keys).
+local KEPT = 9
+
+local function bucket_key(prefix, n)
+  return prefix .. string.format('%.0f', n)
+end
+
+local function open_bucket(prefix, n, now)
+  redis.call('HSET', prefix .. 'head', 'n', string.format('%.0f', n), 'at', now)
+  redis.call('DEL', bucket_key(prefix, n - KEPT))
+end
+
+-- The number of the bucket to write to now; opens the next one when a span has passed.
+local function current_bucket(prefix, now, span)
+  local head = redis.call('HMGET', prefix .. 'head', 'n', 'at')
+  local n, at = tonumber(head[1]), tonumber(head[2])
+  if n == nil then
+    -- first write: start where the time-numbered buckets of earlier versions are
+    n = math.floor(tonumber(now) / span)
+    redis.call('HSET', prefix .. 'head', 'n', string.format('%.0f', n), 'at', now)
+  elseif tonumber(now) - at >= span then
+    n = n + 1
+    open_bucket(prefix, n, now)
+  end
+  return n
+end
 
 -- The status value of a transition is prefix(stage, state) .. entry .. suffix(now).
 local function status_prefix_of(stage, state)
@@ -22,13 +55,12 @@ end
 
 -- fields: request id, status value, request id, status value, ...
 local function write_status(status_prefix, now, ttl, fields)
-  local span = math.floor(ttl / 8)
-  local bucket = math.floor(now / span)
-  local status_key = status_prefix .. string.format('%.0f', bucket)
+  local span = math.max(1, math.floor(ttl / 8))
+  local status_key = bucket_key(status_prefix, current_bucket(status_prefix, now, span))
   for i = 1, #fields, 1000 do
     redis.call('HSET', status_key, unpack(fields, i, math.min(i + 999, #fields)))
   end
-  redis.call('PEXPIREAT', status_key, string.format('%.0f', (bucket + 1) * span + ttl))
+  redis.call('PEXPIRE', status_key, ttl)
 end
 
 local function add_event(events, maxlen, stage, now, transitions)
@@ -234,7 +266,18 @@ local function commit(keys, args)
   return fenced
 end
 
--- ms_publish: KEYS = stream, events, then one dedup key per item
+-- The entry id recorded for `rid` in the KEPT dedup buckets up to `n`, newest first, or false.
+local function seen_entry(prefix, n, rid)
+  for b = n, n - KEPT + 1, -1 do
+    local id = redis.call('HGET', bucket_key(prefix, b), rid)
+    if id then return id end
+  end
+  return false
+end
+
+-- ms_publish: KEYS = stream, events, then one key per item (declared only: dedup
+-- records live in the buckets at Keys.seen_prefix, which is the status prefix
+-- with `status:` replaced by `seen:`; same hash tag, so the same cluster slot)
 -- ARGV = now_ms, window_ms, status_ttl_ms, events_maxlen, stage, status_prefix, n, then per item:
 --   request_id, dedup (0/1), n_values, values...
 -- Returns the entry id per item: the first entry's id for a repeated request_id.
@@ -242,22 +285,53 @@ local function publish(keys, args)
   local stream, events = keys[1], keys[2]
   local now, window, ttl, maxlen, stage, status_prefix = args[1], args[2], args[3], args[4], args[5], args[6]
   local n, pos, ids, done = tonumber(args[7]), 8, {}, {}
+  local seen_prefix = string.sub(status_prefix, 1, -8) .. 'seen:'
+  local seen_n, seen_key = nil, nil  -- the current dedup bucket, found at the first item that asks
   for i = 1, n do
     local rid, dedup, n_values = args[pos], args[pos + 1], tonumber(args[pos + 2])
-    local dedup_key = keys[2 + i]
-    local existing = dedup == '1' and redis.call('GET', dedup_key) or false
+    local existing = false
+    if dedup == '1' then
+      if seen_n == nil then
+        seen_n = current_bucket(seen_prefix, now, math.max(1, math.floor(tonumber(window) / 8)))
+        seen_key = bucket_key(seen_prefix, seen_n)
+      end
+      existing = seen_entry(seen_prefix, seen_n, rid)
+    end
     if existing then
       ids[i] = existing
     else
       local id = redis.call('XADD', stream, '*', unpack(args, pos + 3, pos + 2 + n_values))
-      if dedup == '1' then redis.call('SET', dedup_key, id, 'PX', window) end
+      if dedup == '1' then redis.call('HSET', seen_key, rid, id) end
       done[#done + 1] = {rid, 'queued', id}
       ids[i] = id
     end
     pos = pos + 3 + n_values
   end
+  if seen_key ~= nil then redis.call('PEXPIRE', seen_key, window) end  -- a no-op if nothing was new
   record(status_prefix, events, maxlen, stage, now, ttl, done)
   return ids
+end
+
+-- ms_retain: KEYS = status head, dedup head (Keys.status_head, Keys.seen_head);
+-- ARGV = now_ms, status records per bucket, dedup records per bucket (0: no count bound).
+-- The count bound, run by upkeep (streams.retention): opens the next bucket of
+-- a kind whose current bucket holds its share or more, which deletes the
+-- oldest. Returns {status records, dedup records}: what the buckets hold after.
+local function retain(keys, args)
+  local out = {}
+  for k = 1, 2 do
+    local prefix, cap = string.sub(keys[k], 1, -5), tonumber(args[k + 1])
+    local n, total = tonumber(redis.call('HGET', keys[k], 'n')), 0
+    if n ~= nil then
+      if cap > 0 and redis.call('HLEN', bucket_key(prefix, n)) >= cap then
+        n = n + 1
+        open_bucket(prefix, n, args[1])
+      end
+      for b = n - KEPT + 1, n do total = total + redis.call('HLEN', bucket_key(prefix, b)) end
+    end
+    out[k] = total
+  end
+  return out
 end
 
 -- ms_promote: KEYS = delayed zset, stream; ARGV = now_ms, limit.
@@ -531,6 +605,7 @@ redis.register_function('ms_ingress', ingress)
 redis.register_function('ms_replay', replay)
 redis.register_function('ms_purge', purge)
 redis.register_function('ms_publish', publish)
+redis.register_function('ms_retain', retain)
 redis.register_function('ms_promote', promote)
 redis.register_function('ms_claim_dead', claim_dead)
 redis.register_function('ms_claim_stale', claim_stale)
