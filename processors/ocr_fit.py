@@ -13,12 +13,14 @@ The two upscales multiply: a 1 x 1280 image became 38400 x 32, then
 883200 x 736 x 3 float32 (7.3 GiB, with a float64 copy on the way). ``fit``
 picks the size we hand over instead: scaled down (area averaging) until the
 longest side is at most ``max_side_len``, then padded with white on the
-right and bottom to at least 32 px, a tall band to at most 8:1 and a wide one
-to 4:1 (the engine's own letterbox target). On such an input the engine
+right and bottom to at least 32 px, and a band longer than 4:1 (tall) or 8:1
+(wide) to 4:1, the engine's own letterbox target. On such an input the engine
 neither scales down nor letterboxes, its first upscale is a no-op, and its
-detector input is at most 736 x 5888 (short side 736, 8:1) or 2016 x 2016:
-``MAX_DET_PIXELS``. Padding adds no text, and boxes map back by
-the scale alone (the padding is after the pixels).
+detector input is at most 736 x 5888 (a wide band just under 8:1), 736 x 2944
+(4:1) or 2016 x 2016 (no upscale): ``MAX_DET_PIXELS``. A 15 x 30000 strip
+padded to 8:1 instead peaked at 904 MiB and took 50 s (docs/MEMORY.md).
+Padding adds no text, and boxes map back by the scale alone (the padding is
+after the pixels).
 
 ``det_shape`` replays the engine's arithmetic (tests pin it against
 rapidocr's own functions); ``check_working_size`` refuses a band whose
@@ -78,8 +80,8 @@ def fit(height: int, width: int, geometry: EngineGeometry) -> Fit:
     padded_h, padded_w = max(h, floor), max(w, floor)
     if padded_w > ratio * padded_h:  # the engine would letterbox it to 4:1; do it, in white
         padded_h = math.ceil(padded_w / (ratio / 2))
-    elif padded_h > ratio * padded_w:  # the engine has no letterbox for tall: stop at 8:1
-        padded_w = math.ceil(padded_h / ratio)
+    elif padded_h > (ratio / 2) * padded_w:  # the engine has no letterbox for tall ones: the same 4:1
+        padded_w = math.ceil(padded_h / (ratio / 2))
     return Fit(h, w, padded_h, padded_w)
 
 

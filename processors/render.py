@@ -9,6 +9,7 @@ the text is centred. Only pixels inside the boxes change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +24,7 @@ DEFAULT_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 KOREAN_FACE = 1  # index of "Noto Sans CJK KR" in the collection
 MIN_SIZE = 8
 LINE_SPACING = 1.15
+MAX_COLOUR_SAMPLES = 1 << 20  # pixels of a box read for its text colour (4 MiB of float64 per channel)
 Point = tuple[float, float]
 
 
@@ -51,16 +53,23 @@ def otsu_threshold(values: np.ndarray) -> float:
 
 
 def text_colour(original: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[int, int, int]:
-    """The colour of the text inside ``rect`` of the original RGB image."""
+    """The colour of the text inside ``rect`` of the original RGB image.
+
+    A box of more than MAX_COLOUR_SAMPLES pixels is read on an even grid: the
+    colour classes do not need every pixel, and a box over a whole 40 M pixel
+    image would otherwise take 1.2 GB of float64 copies.
+    """
     left, top, right, bottom = rect
-    pixels = original[top:bottom, left:right].reshape(-1, 3).astype(np.float64)
+    region = original[top:bottom, left:right]
+    stride = max(1, math.ceil(math.sqrt(region.shape[0] * region.shape[1] / MAX_COLOUR_SAMPLES)))
+    pixels = region[::stride, ::stride].reshape(-1, 3).astype(np.float64)
     if len(pixels) == 0:
         return (0, 0, 0)
     luminance = np.clip(pixels @ np.array([0.299, 0.587, 0.114]), 0, 255).round().astype(np.uint8)
     dark = luminance <= otsu_threshold(luminance)
     text = dark if dark.sum() <= (~dark).sum() else ~dark
-    if not text.any():
-        text = dark
+    if not text.any():  # one luminance only (a flat box): its own colour, not the mean of nothing
+        text = np.ones_like(dark)
     return tuple(int(c) for c in pixels[text].mean(axis=0).round())  # type: ignore[return-value]
 
 

@@ -54,3 +54,15 @@ def test_rendering_changes_only_pixels_inside_the_boxes() -> None:
 def test_missing_font_is_a_clear_configuration_error(tmp_path) -> None:
     with pytest.raises(Exception, match="fonts-noto-cjk"):
         Renderer(str(tmp_path / "none.ttc"))
+
+
+@pytest.mark.parametrize("flat", [(255, 255, 255), (0, 0, 0), (120, 40, 200)])
+def test_a_flat_box_gives_its_own_colour_instead_of_failing(flat: tuple[int, int, int]) -> None:
+    image = np.full((100, 240, 3), flat, np.uint8)
+    assert text_colour(image, Placement(BOX, "x").rect(240, 100)) == flat
+
+
+def test_a_box_over_a_large_image_reads_a_sample_and_still_finds_the_text_colour() -> None:
+    image = np.full((3000, 2000, 3), 250, np.uint8)
+    image[::10] = (200, 20, 20)  # every tenth row is "text": the minority class on any grid
+    assert text_colour(image, (0, 0, 2000, 3000)) == (200, 20, 20)
