@@ -11,8 +11,9 @@ Memory is bounded by construction: rapidocr scales a short side up (x30 under
 30 px, then to 736 px) and letterboxes wide images, so a 1 x 1280 strip became
 an 883200 x 736 float32 array (7.3 GiB). Each band is handed to the engine
 already fitted (processors.ocr_fit): scaled down to the engine's longest side,
-padded with white to at most 8:1, so none of its upscaling can grow past
-736 x 5888; and the working size is checked before the engine runs.
+padded with white to 4:1 when longer, so none of its upscaling can grow past
+736 x 5888 (MAX_DET_PIXELS); and the working size is checked before the
+engine runs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Run one stage's CPU work on one worst-case image under a memory rlimit, and report its peak.
 
 ``python -m tests.unit.stage_memory CASE STAGE [HEADROOM_MIB]`` prints one JSON
-line. STAGE is ``ocr`` (decode + OCR, as the ocr stage), ``operate`` (decode +
+line. STAGE is ``decode`` (bytes to RGB pixels, the part of every stage's
+fetch that costs memory), ``ocr`` (decode + OCR, as the ocr stage), ``operate`` (decode +
 mask + inference pre/postprocessing with Triton replaced by the identity +
 render + PNG encode, as the operate stage) or ``ocr-unfitted`` (decode + the
 engine called on the raw image, as main did before processors.ocr_fit).
@@ -76,6 +77,12 @@ def _status(field: str) -> int:
     raise KeyError(field)
 
 
+def _decode(_: Any) -> Callable[[bytes], object]:
+    from processors.images_decode import decode
+
+    return decode
+
+
 def _ocr(engine: Any) -> Callable[[bytes], object]:
     from processors.images_decode import decode
 
@@ -122,7 +129,7 @@ def _operate(_: Any) -> Callable[[bytes], object]:
     return run
 
 
-RUNS = {"ocr": _ocr, "ocr-unfitted": _ocr_unfitted, "operate": _operate}
+RUNS = {"decode": _decode, "ocr": _ocr, "ocr-unfitted": _ocr_unfitted, "operate": _operate}
 
 
 def measure(case: str, stage: str, headroom_mib: int) -> dict[str, Any]:
@@ -167,7 +174,7 @@ def run_isolated(case: str, stage: str, headroom_mib: int = HEADROOM_MIB, timeou
 def table() -> str:
     rows = ["| image (w x h) | stage | peak RSS over start (MiB) | seconds | outcome |", "|---|---|---|---|---|"]
     for case in CASES:
-        for stage in STAGES:
+        for stage in ("decode", *STAGES):
             r = run_isolated(case, stage)
             rows.append(f"| {case} | {stage} | {r.get('peak_mib')} | {r.get('seconds')} | {r['error'] or 'ok'} |")
     r = run_isolated("1x1280", "ocr-unfitted")
