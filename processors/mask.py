@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ def parse_ocr_result(value: Any) -> list[TextBox]:
             corners = tuple((float(x), float(y)) for x, y in points)
             if len(corners) != 4 or not isinstance(text, str):
                 raise ValueError("need 4 points and a text")
+            if not all(math.isfinite(c) for corner in corners for c in corner):
+                raise ValueError("coordinates must be finite numbers")
             boxes.append(TextBox(corners, text, float(confidence)))  # type: ignore[arg-type]
         except (TypeError, ValueError) as error:
             problem = f"ocr_result[{n}] is not [[[x, y] x 4], [text, confidence]]: {error}"

@@ -21,7 +21,9 @@ def test_mask_covers_the_box_grown_by_the_dilation() -> None:
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("boxes", "must be a list"), ([[[[1, 2]], ["x", 1]]], "ocr_result\\[0\\]"), ([[[[1, 2]] * 4, [3, 1]]], "text")],
+    [("boxes", "must be a list"), ([[[[1, 2]], ["x", 1]]], "ocr_result\\[0\\]"), ([[[[1, 2]] * 4, [3, 1]]], "text"),
+     ([[[[0, 0], [float("inf"), 0], [1, 1], [0, 1]], ["x", 1]]], "ocr_result\\[0\\] .*coordinates must be finite"),
+     ([[[[0, 0], [float("nan"), 0], [1, 1], [0, 1]], ["x", 1]]], "ocr_result\\[0\\] .*coordinates must be finite")],
 )
 def test_malformed_ocr_results_are_invalid_payloads(value, problem) -> None:
     with pytest.raises(InvalidPayload, match=problem):
