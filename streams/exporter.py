@@ -4,7 +4,9 @@ Workers report their own stages; lag must be visible also when no worker of
 a stage runs (that is when it matters), so this process samples every stream
 under the namespace, found with SCAN, and serves the gauges on its own port.
 Retained dead letters (``millstream_retained_records{kind="dlq"}``) are the
-sum over every stage found, which only the exporter sees.
+sum over every stage found, which only the exporter sees. It also applies
+the count bounds on status and dedup records of every pipeline it finds
+(``streams.retention.enforce``: idempotent, so it may run beside other upkeep).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ async def sample_all(settings: Settings, metrics: Metrics) -> int:
             metrics.observe(keys.pipeline, sampled)
             stages[keys].update(g.group for g in sampled.groups)
         for keys, groups in stages.items():
+            await retention.enforce(redis, keys, settings)
             dead = await retention.dead_letters(redis, keys, sorted(groups))
             metrics.observe_retained(keys.pipeline, [dead])
     finally:

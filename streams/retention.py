@@ -7,9 +7,11 @@ Status and dedup records are bounded by time (``status_ttl``,
 ``dedup_window``) in the Lua writes themselves; ``enforce`` adds the count
 bounds (``status_max_records``, ``dedup_max_keys``), run by upkeep: when the
 current bucket holds a ninth of the bound it opens the next one, which deletes
-the oldest, so between 8/9 of the bound and the bound are kept (plus what
-arrives between two runs). Bytes come from ``MEMORY USAGE`` (Redis samples 5
-elements of a key and extrapolates: cheap, approximate).
+the oldest, and older buckets go, oldest first, while they hold more than the
+bound; so between 8/9 of the bound and the bound are kept, plus what arrived
+in the current bucket since the last run (rate x run interval). Bytes come
+from ``MEMORY USAGE`` (Redis samples 5 elements of a key and extrapolates:
+cheap, approximate).
 """
 
 from __future__ import annotations
@@ -37,16 +39,11 @@ class Retained:
     bytes: int
 
 
-def per_bucket(bound: int) -> int:
-    """The records one bucket may hold under count bound ``bound`` (0: no count bound)."""
-    return max(1, bound // KEPT) if bound > 0 else 0
-
-
 async def enforce(redis: Redis, keys: Keys, settings: Settings) -> tuple[int, int]:
     """Apply the count bounds once; return the (status, dedup) records kept after."""
-    caps = [per_bucket(settings.status_max_records), per_bucket(settings.dedup_max_keys)]
+    bounds = [settings.status_max_records, settings.dedup_max_keys]
     now = int(time.time() * 1000)
-    status, dedup = await fcall(redis, "ms_retain", [keys.status_head, keys.seen_head], [now, *caps])
+    status, dedup = await fcall(redis, "ms_retain", [keys.status_head, keys.seen_head], [now, *bounds])
     return int(status), int(dedup)
 
 

@@ -66,6 +66,17 @@ async def test_the_dedup_count_bound_forgets_the_oldest_ids_and_still_deduplicat
     assert await redis.xlen(keys.stream("in")) == len(ids) + 1
 
 
+async def test_more_than_a_ninth_of_the_bound_between_two_runs_is_still_cut_back_to_the_bound(
+    redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    bounded = dataclasses.replace(settings, status_max_records=90, dedup_max_keys=90)
+    ids = await publish_batches(redis, keys, bounded, batches=10, size=40)
+    kept = await retained(redis, keys)
+    assert 90 - 40 <= kept["status"] <= 90 and 90 - 40 <= kept["dedup"] <= 90
+    assert await task_status(redis, keys, ids[-1], bounded.status_ttl) is not None
+    assert await task_status(redis, keys, ids[-100], bounded.status_ttl) is None
+
+
 async def test_without_count_bounds_every_record_within_the_ttl_is_kept(
     redis: Redis, keys: Keys, settings: Settings
 ) -> None:

@@ -20,6 +20,7 @@ from streams.metrics import Metrics
 from streams.redis.consumer import GroupConsumer
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
+from streams.tasks import task_status
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
@@ -117,6 +118,25 @@ async def test_exporter_serves_group_figures_without_any_worker(redis: Redis, ke
     assert kinds[("millstream_retained_records", "dlq")] == 2
     assert kinds[("millstream_retained_records", "status")] == 10
     assert kinds[("millstream_retained_bytes", "dlq")] > 0
+
+
+async def test_the_exporter_applies_the_status_and_dedup_count_bounds(redis: Redis, keys: Keys, settings: Settings):
+    await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(30)])
+    port = free_port()
+    env = {**os.environ, "MILLSTREAM_REDIS_URL": settings.redis_url, "MILLSTREAM_NAMESPACE": "mst",
+           "MILLSTREAM_METRICS_PORT": str(port), "MILLSTREAM_STATS_INTERVAL": "0.2",
+           "MILLSTREAM_STATUS_MAX_RECORDS": "18", "MILLSTREAM_DEDUP_MAX_KEYS": "9"}
+    process = subprocess.Popen([sys.executable, "-m", "streams", "exporter"], cwd=ROOT, env=env,  # noqa: ASYNC220 - Popen does not wait
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        needle = f'millstream_retained_records{{kind="status",pipeline="{keys.pipeline}"}} 0.0'
+        await asyncio.to_thread(_scrape_until, port, needle)
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+    assert await task_status(redis, keys, "r29", 3600) is None  # one bucket of 30 > 18: dropped whole
+    before = {e.decode() for e, _ in await redis.xrange(keys.stream("in"))}
+    assert await Publisher(redis, keys).publish("in", {"n": 0}, request_id="r0") not in before  # forgotten
 
 
 def _scrape_until(port: int, needle: str, timeout: float = 20.0) -> str:

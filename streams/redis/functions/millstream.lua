@@ -313,21 +313,33 @@ local function publish(keys, args)
 end
 
 -- ms_retain: KEYS = status head, dedup head (Keys.status_head, Keys.seen_head);
--- ARGV = now_ms, status records per bucket, dedup records per bucket (0: no count bound).
--- The count bound, run by upkeep (streams.retention): opens the next bucket of
--- a kind whose current bucket holds its share or more, which deletes the
--- oldest. Returns {status records, dedup records}: what the buckets hold after.
+-- ARGV = now_ms, status count bound, dedup count bound (0: none).
+-- The count bounds, run by upkeep (streams.retention): opens the next bucket of
+-- a kind whose current bucket holds a ninth of its bound or more (which deletes
+-- the oldest), then deletes the oldest older buckets while they all hold more
+-- than the bound (a bucket fuller than a ninth: more arrived between two runs).
+-- O(KEPT) commands. Returns {status records, dedup records}: what is kept after.
 local function retain(keys, args)
   local out = {}
   for k = 1, 2 do
-    local prefix, cap = string.sub(keys[k], 1, -5), tonumber(args[k + 1])
+    local prefix, bound = string.sub(keys[k], 1, -5), tonumber(args[k + 1])
     local n, total = tonumber(redis.call('HGET', keys[k], 'n')), 0
     if n ~= nil then
-      if cap > 0 and redis.call('HLEN', bucket_key(prefix, n)) >= cap then
+      local cap = math.max(1, math.floor(bound / KEPT))
+      if bound > 0 and redis.call('HLEN', bucket_key(prefix, n)) >= cap then
         n = n + 1
         open_bucket(prefix, n, args[1])
       end
-      for b = n - KEPT + 1, n do total = total + redis.call('HLEN', bucket_key(prefix, b)) end
+      local sizes = {}
+      for b = n - KEPT + 1, n do
+        sizes[b] = redis.call('HLEN', bucket_key(prefix, b))
+        total = total + sizes[b]
+      end
+      local b = n - KEPT + 1
+      while bound > 0 and total > bound and b < n do
+        if sizes[b] > 0 then redis.call('DEL', bucket_key(prefix, b)) end
+        total, b = total - sizes[b], b + 1
+      end
     end
     out[k] = total
   end
