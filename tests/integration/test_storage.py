@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
+from prometheus_client import CollectorRegistry
 
 from processors.storage import LocalStore, image_name
+from processors.web import application
 
 
 def pixels(height: int = 6, width: int = 5, value: int = 0) -> npt.NDArray[np.uint8]:
@@ -125,3 +128,16 @@ async def test_a_failed_write_leaves_neither_a_partial_image_nor_a_temporary_fil
 async def test_anything_but_rgb_pixels_or_png_bytes_is_a_programming_error(store: LocalStore, image: object) -> None:
     with pytest.raises(ValueError, match=r"RGB pixels|not PNG"):
         await store.put("r", "i", image)  # type: ignore[arg-type]
+
+
+async def test_the_web_handler_serves_stored_names_immutably_and_refuses_every_other_name(
+    store: LocalStore,
+) -> None:
+    name = name_of(await store.put("req-42", "img-7", pixels()))
+    async with TestClient(TestServer(application(store, CollectorRegistry(), {}), host="127.0.0.1")) as client:
+        served = await client.get(f"/images/{name}")
+        assert served.status == 200 and await served.read() == store.path_for(name).read_bytes()
+        assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        for other in ("req-42-img-7-0123456789abcdef.png", "0" * 32 + ".png", "..%2f..%2fetc%2fpasswd",
+                      name.upper(), name[:-4]):
+            assert (await client.get(f"/images/{other}")).status == 404
