@@ -6,6 +6,7 @@ import dataclasses
 import time
 import uuid
 
+import pytest
 from redis.asyncio import Redis
 
 from streams import retention
@@ -133,3 +134,25 @@ async def test_enforcing_the_bounds_on_a_pipeline_without_records_changes_nothin
 ) -> None:
     assert await retention.enforce(redis, keys, settings) == (0, 0)
     assert await redis.exists(keys.status_head, keys.seen_head) == 0
+
+
+@pytest.mark.parametrize("rid", [
+    "head", "n", "at", "0", "-1", "1e309", "status:head", "ms:{x}:seen:1", "*", "?", "[a-z]", "a b",
+    "\x00", "\x00head", "\r\n", "é", "画像", "\U0001f600", "x" * 10_000, '"', "{}", "nan",
+])
+async def test_hostile_request_ids_are_deduplicated_and_looked_up_like_any_other(
+    redis: Redis, keys: Keys, settings: Settings, rid: str
+) -> None:
+    pub = publisher(redis, keys, settings)
+    first = await pub.publish("in", {"n": 1}, request_id=rid)
+    assert await pub.publish("in", {"n": 2}, request_id=rid) == first
+    assert await redis.xlen(keys.stream("in")) == 1
+    assert (await task_status(redis, keys, rid, settings.status_ttl) or {}).get("entry") == first
+    assert await redis.hget(keys.seen(int(await redis.hget(keys.seen_head, "n"))), rid) == first.encode()
+
+
+async def test_a_request_id_repeated_within_one_publish_call_is_added_once(
+    redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    ids = await publisher(redis, keys, settings).publish_many("in", [({"n": i}, "same") for i in range(3)])
+    assert len(set(ids)) == 1 and await redis.xlen(keys.stream("in")) == 1
