@@ -27,8 +27,6 @@ from streams.redis.library import fcall
 from streams.settings import Settings
 from streams.tasks import KEPT
 
-KINDS = ("status", "dedup", "events", "errors", "dlq")
-
 
 @dataclass(frozen=True, slots=True)
 class Retained:
