@@ -121,7 +121,3 @@ def record_bytes(
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     bench.command("record-bytes")(record_bytes)
-
-
-if __name__ == "__main__":  # until pyproject registers the command: python -m bench.record_bytes
-    typer.run(record_bytes)

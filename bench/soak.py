@@ -201,7 +201,3 @@ def soak(
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     bench.command("soak")(soak)
-
-
-if __name__ == "__main__":  # until pyproject registers the command: python -m bench.soak
-    typer.run(soak)
