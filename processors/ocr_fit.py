@@ -18,7 +18,8 @@ right and bottom to at least 32 px, and a band longer than 4:1 (tall) or 8:1
 neither scales down nor letterboxes, its first upscale is a no-op, and its
 detector input is at most 736 x 5888 (a wide band just under 8:1), 736 x 2944
 (4:1) or 2016 x 2016 (no upscale): ``MAX_DET_PIXELS``. A 15 x 30000 strip
-padded to 8:1 instead peaked at 904 MiB and took 50 s (docs/MEMORY.md).
+padded to 8:1 instead peaked at 904 MiB and took 50 s (at 4:1: about 500 MiB,
+28 s; docs/MEMORY.md).
 Padding adds no text, and boxes map back by the scale alone (the padding is
 after the pixels).
 
