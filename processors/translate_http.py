@@ -32,13 +32,13 @@ headers, ``Authorization`` included).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from processors.egress import AddressPolicy, EgressRefused, display_url
@@ -52,6 +52,8 @@ from streams.redact import redact
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# The translations of one image's texts are a few kilobytes; a larger reply is not an answer.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
 _HINTS = {401: "check MILLSTREAM_TRANSLATE_API_KEY", 403: "check MILLSTREAM_TRANSLATE_API_KEY",
           404: "check MILLSTREAM_TRANSLATE_URL"}
 
@@ -188,7 +190,8 @@ class JsonPoster:
             timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
             async with self._egress().request("POST", url, json=body, headers=dict(headers),
                                               timeout=timeout) as reply:
-                text = (await reply.read()).decode("utf-8", "replace")
+                body = await _read_at_most(reply, MAX_REPLY_BYTES)
+                text = body.decode("utf-8", "replace")
                 self._check_status(reply.status, text, reply.headers)
         except EgressRefused as refused:
             shown = display_url(url)
@@ -200,9 +203,11 @@ class JsonPoster:
         except aiohttp.ClientError as error:
             raise TranslateUnavailable(f"request failed ({type(error).__name__}): {self._said(str(error))}",
                                        provider=self.provider, kind="connection") from None
+        if len(body) > MAX_REPLY_BYTES:  # cut off one byte past the limit, never parsed
+            raise MalformedReply(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
         try:
-            return json.loads(text)
-        except ValueError:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:  # also nesting deeper than orjson's limit
             raise MalformedReply("not JSON", text) from None
 
     def _egress(self) -> EgressClient:
@@ -232,6 +237,16 @@ class JsonPoster:
         hint = _HINTS.get(status)
         raise TranslateRejected(f"{detail} ({hint})" if hint else detail, provider=self.provider,
                                 kind="rejected", status=status)
+
+
+async def _read_at_most(reply: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first ``limit`` + 1 bytes: a reply cannot grow a worker's memory past the limit."""
+    body = bytearray()
+    async for chunk in reply.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[: limit + 1])
+    return bytes(body)
 
 
 def checked_strings(items: Any, count: int) -> list[str]:

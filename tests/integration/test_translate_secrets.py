@@ -14,7 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from processors.translate import TranslateSettings, Translator, build_translator
-from processors.translate_http import TranslateRejected, TranslateUnavailable
+from processors.translate_http import MAX_REPLY_BYTES, TranslateRejected, TranslateUnavailable
+from streams.errors import ConfigError
 from streams.policy import RetryPolicy
 
 KEY = "sk-test-SECRET0123456789"
@@ -40,6 +41,10 @@ async def base() -> AsyncIterator[str]:
             return web.Response(status=503, text=echo(request, body))
         if route == "key401":
             return web.Response(status=401, text=f'{{"error": "invalid key {KEY}"}}')
+        if route == "huge":
+            return web.Response(status=200, body=b'["' + b"a" * (5 * 1024 * 1024) + b'"]')
+        if route == "deep":
+            return web.Response(status=200, body=b"[" * 5000 + b"]" * 5000)
         return web.Response(status=200, text=f"<html>not json; your key is {KEY}</html>")
 
     app = web.Application()
@@ -132,10 +137,23 @@ async def test_a_malformed_reply_quoting_the_key_is_redacted_before_it_is_clippe
                                  "write the address as four decimal numbers (a.b.c.d) or use a name"),
     ],
 )
-async def test_a_provider_url_in_a_rare_numeric_form_is_refused_before_connecting(make, url: str, problem: str):
+async def test_a_provider_url_in_a_rare_numeric_form_is_refused_at_start_up(make, url: str, problem: str):
+    with pytest.raises(ConfigError) as caught:
+        make("openai", url)
+    assert str(caught.value) == f"MILLSTREAM_TRANSLATE_URL: {url!r}: {problem}"
+
+
+async def test_a_reply_over_the_size_limit_is_cut_off_unparsed(base, make):
     with pytest.raises(TranslateRejected) as caught:
-        await make("openai", url).translate(["包邮"])
-    assert str(caught.value) == f"openai: MILLSTREAM_TRANSLATE_URL {url} is refused: {problem}"
+        await make("libretranslate", f"{base}/huge").translate(["包邮"])
+    assert str(caught.value) == ("libretranslate: malformed reply 2 times in a row, last: the reply is larger "
+                                 f"than {MAX_REPLY_BYTES} bytes")
+
+
+async def test_a_reply_nested_deeper_than_the_parser_allows_is_malformed_not_a_crash(base, make):
+    with pytest.raises(TranslateRejected) as caught:
+        await make("libretranslate", f"{base}/deep").translate(["包邮"])
+    assert str(caught.value).startswith("libretranslate: malformed reply 2 times in a row, last: not JSON: '[[[[")
 
 
 async def test_the_configured_host_is_open_but_a_request_elsewhere_on_loopback_is_not(base, make):
