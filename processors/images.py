@@ -3,8 +3,10 @@
 ``ImageFetcher.fetch(url)`` returns a ``DecodedImage``, or raises one of the
 errors drawn in ``processors.images_errors``: retryable for what may pass (5xx,
 timeouts, connection trouble), permanent for what will not (4xx, not an image,
-too large, refused address, ...), each message saying what to change. The
-pieces, each in its own module:
+too large, refused address, ...), each message saying what to change.
+``fetch_encoded(url)`` then ``decode(encoded)`` do the same in two steps, so a
+caller can reserve memory for the header's size before a pixel is decoded
+(processors.memory_budget). The pieces, each in its own module:
 
 ```
 images_ssrf.py    AddressPolicy: which addresses http(s) may reach (pure)
@@ -19,21 +21,34 @@ images_settings.py ImageSettings (standard library only; re-exported here)
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver
 
-from processors.images_decode import DecodedImage, decode
+from processors.images_decode import DecodedImage, decode, header_size
 from processors.images_errors import InvalidImageUrl, UnsupportedScheme
 from processors.images_files import read_file
 from processors.images_http import HttpFetcher
 from processors.images_settings import ImageSettings
 from processors.images_ssrf import AddressPolicy
 
-__all__ = ["DecodedImage", "ImageFetcher", "ImageSettings"]
+__all__ = ["DecodedImage", "EncodedImage", "ImageFetcher", "ImageSettings"]
 
 _MAX_URL_CHARS = 8192
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EncodedImage:
+    """Fetched bytes whose header passed the size limits; ``width`` x ``height`` is the upright size
+    the header claims (what decoding will produce, checked again then)."""
+
+    url: str
+    data: bytes
+    content_type: str | None
+    width: int
+    height: int
 
 
 class ImageFetcher:
@@ -52,10 +67,23 @@ class ImageFetcher:
 
     async def fetch(self, url: str) -> DecodedImage:
         """The image at ``url`` as RGB pixels plus its format and size."""
+        return await self.decode(await self.fetch_encoded(url))
+
+    async def fetch_encoded(self, url: str) -> EncodedImage:
+        """The bytes at ``url`` and the size their header claims, checked; nothing decoded yet."""
         data, content_type = await self.fetch_bytes(url)
-        return await asyncio.to_thread(
-            decode, data, limits=self._limits, url=url, content_type=content_type
+        width, height = await asyncio.to_thread(
+            header_size, data, limits=self._limits, url=url, content_type=content_type
         )
+        return EncodedImage(url, data, content_type, width, height)
+
+    async def decode(self, encoded: EncodedImage) -> DecodedImage:
+        """``encoded`` as RGB pixels (the size limits checked once more)."""
+        return await asyncio.to_thread(self.decode_sync, encoded)
+
+    def decode_sync(self, encoded: EncodedImage) -> DecodedImage:
+        """``decode``, blocking (CPU-bound): for a caller that runs it in its own thread."""
+        return decode(encoded.data, limits=self._limits, url=encoded.url, content_type=encoded.content_type)
 
     async def fetch_bytes(self, url: str) -> tuple[bytes, str | None]:
         """The raw bytes at ``url`` (within the byte limit) and the Content-Type it was served with."""

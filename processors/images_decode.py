@@ -110,16 +110,9 @@ def decode(
     """
     if limits is None:
         limits = SizeLimits() if max_pixels is None else SizeLimits(max_pixels=max_pixels)
-    image_format = sniff(data)
-    if image_format is None:
-        raise NotAnImage(url, describe(data, content_type))
+    image_format = _format(data, url, content_type)
     with _open(data, image_format, url, limits.max_pixels) as image:
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise TruncatedImage(url, image_format, f"its header says {width} x {height} pixels")
-        if _header_orientation(image) in _SIDEWAYS:
-            width, height = height, width
-        check_size(url, width, height, limits)
+        _checked_size(image, image_format, url, limits)
         try:
             image.load()
             pixels = to_rgb(upright(image))
@@ -130,6 +123,34 @@ def decode(
     check_size(url, int(pixels.shape[1]), int(pixels.shape[0]), limits)
     pixels.setflags(write=False)
     return DecodedImage(pixels, image_format, len(data))
+
+
+def header_size(
+    data: bytes, *, limits: SizeLimits, url: str = "<bytes>", content_type: str | None = None
+) -> tuple[int, int]:
+    """The upright ``(width, height)`` the header of ``data`` claims, checked within ``limits``;
+    no pixel is decoded. Raises what ``decode`` raises for the header (all permanent)."""
+    image_format = _format(data, url, content_type)
+    with _open(data, image_format, url, limits.max_pixels) as image:
+        return _checked_size(image, image_format, url, limits)
+
+
+def _format(data: bytes, url: str, content_type: str | None) -> str:
+    image_format = sniff(data)
+    if image_format is None:
+        raise NotAnImage(url, describe(data, content_type))
+    return image_format
+
+
+def _checked_size(image: Image.Image, image_format: str, url: str, limits: SizeLimits) -> tuple[int, int]:
+    """The upright size the opened ``image``'s header claims, after check_size."""
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise TruncatedImage(url, image_format, f"its header says {width} x {height} pixels")
+    if _header_orientation(image) in _SIDEWAYS:
+        width, height = height, width
+    check_size(url, width, height, limits)
+    return width, height
 
 
 def _header_orientation(image: Image.Image) -> int:

@@ -7,6 +7,8 @@ or Pillow). ``processors.images`` re-exports it.
 
 The size limits are read from an image's header before it is decoded
 (processors.images_decode); why each default is what it is: docs/MEMORY.md.
+The memory budgets bound what one worker's tasks hold together
+(processors.memory_budget; docs/decisions/0020-per-worker-memory-budget.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from streams.settings import variable
 
 __all__ = ["MAX_INFERENCE_BYTES", "ImageSettings", "SizeLimits"]
 
+GIB = 1024 * 1024 * 1024
 MAX_INFERENCE_BYTES = 128 * 1024 * 1024  # the worst image the default limits admit needs 66 MiB
+_MAX_OCR_THREADS = 64
 
 _MAX_REDIRECTS_CEILING = 20
 _AT_LEAST_ONE = ("max_image_bytes", "max_image_pixels", "max_image_width", "max_image_height",
@@ -52,6 +56,10 @@ class ImageSettings:
     max_image_aspect: float = 2000.0  # long side / short side; 1 x 1280 and 790 x 1 strips still pass
     max_inference_bytes: int = MAX_INFERENCE_BYTES  # tiles + masks one image sends to Triton
     max_redirects: int = 3
+    # Bytes the tasks of one worker may hold at once (processors.memory_budget); 0: unbounded.
+    operate_memory_budget: int = 4 * GIB  # 4 worst-case images (941 MiB each), 10 seed pages (404 MiB)
+    ocr_memory_budget: int = 2 * GIB  # 1 worst-case OCR (1.2 GiB reserved) or 2 seed pages
+    ocr_threads: int = 1  # OCRs at once per worker, and so the ocr stage's concurrency
     store_dir: str = "var/images"  # where LocalStore writes result images
     public_url: str = ""  # base URL result images are served under; empty: `millstream up` fills it
 
@@ -72,6 +80,11 @@ class ImageSettings:
                 raise ConfigError(variable(name), "must be >= 1")
         if not (self.max_image_aspect >= 1 and math.isfinite(self.max_image_aspect)):
             raise ConfigError(variable("max_image_aspect"), "must be a ratio >= 1 (long side / short side)")
+        for name in ("operate_memory_budget", "ocr_memory_budget"):
+            if getattr(self, name) < 0:
+                raise ConfigError(variable(name), "must be a number of bytes >= 0 (0: unbounded)")
+        if not 1 <= self.ocr_threads <= _MAX_OCR_THREADS:
+            raise ConfigError(variable("ocr_threads"), f"must be between 1 and {_MAX_OCR_THREADS}")
         if not 0 <= self.max_redirects <= _MAX_REDIRECTS_CEILING:
             raise ConfigError(variable("max_redirects"), f"must be between 0 and {_MAX_REDIRECTS_CEILING}")
         if not self.store_dir:

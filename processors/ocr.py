@@ -13,7 +13,14 @@ an 883200 x 736 float32 array (7.3 GiB). Each band is handed to the engine
 already fitted (processors.ocr_fit): scaled down to the engine's longest side,
 padded with white to 4:1 when longer, so none of its upscaling can grow past
 736 x 5888 (MAX_DET_PIXELS); and the working size is checked before the
-engine runs.
+engine runs. Across tasks: after the fetch, before decoding, a task reserves
+``memory_budget.ocr_bytes`` of the header's size from the worker's ``budget``
+and holds it through OCR (the wait is the ``memory`` step).
+
+The engine has ``threads`` OCR threads; the stage runs as many tasks at once
+(processors.pipeline), so no task waits inside its handler (inside its
+timeout) for a thread another task holds: the entries read ahead wait before
+the handler, where no timeout runs.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from typing import Any
 
 import numpy as np
 
 from processors.images import ImageFetcher
+from processors.memory_budget import MemoryBudget, Reservation, ocr_bytes
 from processors.ocr_fit import EngineGeometry, check_working_size, fit, fitted_band
 from processors.steps import Steps
 from processors.task import TranslateTask
@@ -63,6 +72,7 @@ class OcrEngine:
     """rapidocr-onnxruntime, one engine per worker thread (imported on first use)."""
 
     def __init__(self, threads: int = 1, intra_op_threads: int = 1) -> None:
+        self.threads = threads  # OCRs that run at once; the ocr stage's concurrency
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ocr")
         self._local = threading.local()
         self._intra = intra_op_threads
@@ -99,9 +109,12 @@ class OcrEngine:
                     found.append(box)
         return found
 
-    async def read(self, rgb: np.ndarray) -> list[Box]:
+    async def read(self, rgb: np.ndarray, *, held: Reservation | None = None) -> list[Box]:
+        """``read_sync`` in an OCR thread; with ``held``, its memory stays reserved until the thread
+        ends, even if this call is cancelled first (a thread cannot be)."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self.read_sync, rgb)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, self.read_sync, rgb)
+            return await (held.hold(future) if held is not None else future)
         except OcrFailed:
             raise
         except Exception as error:
@@ -115,16 +128,24 @@ class OcrProcessor:
     """Detect text in one task's image; emit the task with its OCR result."""
 
     def __init__(self, images: ImageFetcher, engine: OcrEngine, steps: Steps,
-                 mirror_lists: Sequence[str] = ()) -> None:
+                 mirror_lists: Sequence[str] = (), *, budget: MemoryBudget | None = None) -> None:
         self._images, self._engine, self._steps = images, engine, steps
         self._mirrors = tuple(mirror_lists)
+        self._budget = budget if budget is not None else MemoryBudget(0)
 
     async def __call__(self, message: Message) -> list[Outgoing]:
         task = TranslateTask.from_payload(message.payload)
         async with self._steps.step("fetch"):
-            image = await self._images.fetch(task.image_url)
-        async with self._steps.step("ocr"):
-            boxes = await self._engine.read(image.pixels)
+            encoded = await self._images.fetch_encoded(task.image_url)
+        async with AsyncExitStack() as stack:
+            async with self._steps.step("memory"):
+                held = await stack.enter_async_context(self._budget.reserve(ocr_bytes(encoded.width,
+                                                                                    encoded.height)))
+            async with self._steps.step("decode"):
+                image = await held.in_thread(self._images.decode_sync, encoded)
+            async with self._steps.step("ocr"):
+                boxes = await self._engine.read(image.pixels, held=held)
+            del image  # the pixels go before the bytes they were reserved with
         legacy = {**task.as_payload(), "ocr_result": boxes}  # ocr:results holds exactly these (CONTRACTS.md)
         result = {**legacy, **_passed_on(message.payload)}
         return [Outgoing(result), *(Outgoing(legacy, list=key) for key in self._mirrors)]

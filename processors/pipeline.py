@@ -22,6 +22,7 @@ from processors.images import ImageFetcher, ImageSettings
 from processors.images_ssrf import AddressPolicy
 from processors.inference import InpaintClient
 from processors.inference_settings import TritonSettings
+from processors.memory_budget import MemoryBudget
 from processors.ocr import OcrEngine, OcrProcessor
 from processors.operate import OperateProcessor
 from processors.render import Renderer
@@ -78,7 +79,7 @@ def build(settings: Settings) -> Pipeline:
     keys, registry = Keys(settings.namespace, NAME), CollectorRegistry()
     steps, redis = Steps(registry), connect(settings)
     images = ImageFetcher(images_settings)
-    ocr_engine = OcrEngine()
+    ocr_engine = OcrEngine(threads=images_settings.ocr_threads)
     inpaint = InpaintClient(triton_settings.client_config(), registry,
                             max_input_bytes=images_settings.max_inference_bytes)
     translator = build_translator(translate_settings, redis, registry,
@@ -88,12 +89,16 @@ def build(settings: Settings) -> Pipeline:
     webhooks = WebhookProcessor(AddressPolicy.parse(images_settings.fetch_allow_hosts),
                                 task_stages=TASK_STAGES, secrets=secrets())
     inpainter = LazyInpainter(inpaint)
-    operate = OperateProcessor(images, inpainter, translator, Renderer(), store, steps)
     ocr_mirrors = [legacy.OCR_RESULTS] if legacy_settings.legacy_ocr_results else []
+    operate = OperateProcessor(images, inpainter, translator, Renderer(), store, steps,
+                               budget=MemoryBudget(images_settings.operate_memory_budget))
+    ocr = OcrProcessor(images, ocr_engine, steps, ocr_mirrors,
+                       budget=MemoryBudget(images_settings.ocr_memory_budget))
     transient = RetryPolicy(base=1.0, factor=2.0, cap=60.0)
     stages = [
-        Stage("ocr", "tasks", OcrProcessor(images, ocr_engine, steps, ocr_mirrors), sinks=["ocr"],
-              concurrency=4, max_in_flight=8, timeout=120, retry=transient),
+        # As many tasks at once as OCR threads: none waits for a thread inside its timeout (decision 0020).
+        Stage("ocr", "tasks", ocr, sinks=["ocr"], concurrency=ocr_engine.threads,
+              max_in_flight=2 * ocr_engine.threads, timeout=120, retry=transient),
         Stage("operate", "ocr", operate, sinks=["success"], concurrency=64, max_in_flight=128,
               timeout=max(180.0, translate_settings.call_budget + 120), retry=transient),
         Stage("results", "success", webhooks, concurrency=32, timeout=30, retry=transient),
