@@ -57,7 +57,8 @@ def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int
     """Return (payload, request_id, attempt, origin_ms) of an entry, or raise DecodeError."""
     version = fields.get(b"v")
     if version != VERSION:
-        raise DecodeError(f"unsupported envelope version {version!r} (expected {VERSION!r})")
+        shown = version if version is None or len(version) <= 40 else version[:40] + b"..."
+        raise DecodeError(f"unsupported envelope version {shown!r} (expected {VERSION!r})")
     if b"lg" in fields:
         return _decode_legacy(fields)
     try:

@@ -62,6 +62,8 @@ class Handling:
         if d.deliveries > self.stage.crash_limit:
             reason = (f"crash loop: delivered {d.deliveries} times and every consumer holding it "
                       f"died or stalled (crash_limit {self.stage.crash_limit})")
+            if too_large := self.outcomes.oversized(d):
+                return self.outcomes.error(d, f"{reason}; {too_large}")
             return self.outcomes.dead_letter(d, reason, reason)
         return None
 
@@ -118,6 +120,8 @@ class Handling:
         assert d.message is not None
         self.metrics.failed.inc()
         decision = decide(error, d.message.attempt, self.stage.max_deliveries, self.stage.retry)
+        if decision.action is not Action.ERROR and (too_large := self.outcomes.oversized(d)):
+            return self.outcomes.error(d, f"{describe(error)}; {too_large}")
         if decision.action is Action.RETRY:
             return self.outcomes.retry(d, decision.delay, decision.reason)
         if decision.action is Action.DEAD_LETTER:

@@ -31,6 +31,7 @@ from streams.redis.transitions import Envelope, Op, Rpush, Transition, Xadd, Zad
 from streams.stage import Stage
 
 ERROR_HISTORY = 5
+ENVELOPE_BYTES = 64 * 1024  # room for an envelope's own fields and provenance beyond the payload
 
 
 def _text(fields: Fields, **replace: str) -> list[str]:
@@ -94,6 +95,18 @@ class Outcomes:
             ops += [Envelope(key, data, rid, origin) for key in targets]
         state = "forwarded" if ops else "done"
         return Transition(d.id, d.request_id, state, ops)
+
+    def oversized(self, d: Delivery) -> str:
+        """Why ``d`` is too large to copy into a retry or a dead letter, or "" when it is not.
+
+        Only entries written around the publisher can be (XADD by hand): copying one
+        of 100 MB would hold Redis for a tenth of a second, once per retry.
+        """
+        size = sum(map(len, d.flat))
+        if size <= self.max_payload_bytes + ENVELOPE_BYTES:
+            return ""
+        return (f"the entry is {size} bytes, over the payload limit of {self.max_payload_bytes} bytes "
+                "(MILLSTREAM_MAX_PAYLOAD_BYTES): not retried or dead-lettered")
 
     def retry(self, d: Delivery, delay: float, reason: str) -> Transition:
         assert d.message is not None

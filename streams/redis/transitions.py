@@ -14,6 +14,11 @@ The batch is packed into RESP here, an entry at a time (resp.py): flat
 arguments cost Redis nothing to parse, where a JSON blob cost it a cjson
 decode of 3 µs per entry. The one blob sent, the event's list of transitions,
 is stored as it is: Redis never decodes it (unless entries were fenced off).
+
+A batch whose packed entries exceed ``max_call_bytes`` is sent as several calls, each
+within that budget (or one transition alone): a call holds Redis about 1.5 ms per MiB
+it writes, and a batch of large payloads or error records must not hold it for tens of
+ms. Entries are independent, so the calls need not be one: each is fenced on its own.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from streams.keys import Keys
 from streams.redis import library, resp
 
 REPLY_TIMEOUT = 30.0  # seconds: a reply lost in a Redis restart must not hang a commit
+MAX_CALL_BYTES = 512 * 1024  # packed entries per ms_commit call, beyond which a batch is split
 
 
 class Envelope(NamedTuple):
@@ -185,6 +191,7 @@ class Committer:
     status_ttl_ms: int
     events_maxlen: int
     max_held: int
+    max_call_bytes: int = MAX_CALL_BYTES
     _idle: list[resp.Channel] = field(default_factory=list)  # one per commit in flight, reused
 
     async def token(self) -> str:
@@ -200,6 +207,8 @@ class Committer:
         """
         keys = _KeyList(self.source, self.keys.events, self.keys.fences)
         body, count = _pack_entries(batch, keys)
+        if len(batch) > 1 and sum(map(len, body)) > self.max_call_bytes:
+            return await self._commit_in_parts(batch, token, suspect)
         head = [
             b"FCALL", b"ms_commit", b"%d" % len(keys.keys), *[k.encode() for k in keys.keys],
             self.group.encode(), self.consumer.encode(), b"%d" % int(time.time() * 1000),
@@ -220,6 +229,30 @@ class Committer:
         finally:
             self._idle.append(channel)
         return Verdict(reply[0].decode(), [i - 1 for i in reply[1:]])
+
+    async def _commit_in_parts(self, batch: Sequence[Transition], token: str,
+                               suspect: Sequence[int]) -> Verdict:
+        """``commit`` of a batch too large for one call, in consecutive parts within the budget."""
+        fenced: list[int] = []
+        current = token
+        for start, end in self._parts(batch):
+            part_suspect = [i - start for i in suspect if start <= i < end]
+            verdict = await self.commit(batch[start:end], token, part_suspect)
+            fenced += [start + i for i in verdict.fenced]
+            current = verdict.token
+        return Verdict(current, fenced)
+
+    def _parts(self, batch: Sequence[Transition]) -> list[tuple[int, int]]:
+        """(start, end) of consecutive parts, each within the budget or a single transition."""
+        parts, start, size = [], 0, 0
+        for i, t in enumerate(batch):
+            packed = sum(map(len, _pack_entries([t], _KeyList())[0]))
+            if i > start and size + packed > self.max_call_bytes:
+                parts.append((start, i))
+                start, size = i, 0
+            size += packed
+        parts.append((start, len(batch)))
+        return parts
 
     async def close(self) -> None:
         while self._idle:

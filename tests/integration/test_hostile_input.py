@@ -154,3 +154,52 @@ async def test_a_refused_item_with_junk_bytes_keeps_a_valid_utf8_prefix(redis: R
     [(_, record)] = await redis.xrange(keys.errors, count=1)
     raw = orjson.loads(record[b"d"])["payload"]["raw"]
     assert raw == item[:256].decode(errors="replace").replace("\ufffd", "?")
+
+
+def fields(**values: str | bytes) -> dict[str, str | bytes]:
+    """An entry's fields: a task envelope, with some replaced, or dropped where given b"-"."""
+    base: dict[str, str | bytes] = {"v": "1", "d": task(), "rid": "r1", "att": "1", "t0": "0"}
+    return {k: v for k, v in {**base, **values}.items() if v != b"-"}
+
+
+UNDECODABLE = r"undecodable entry \d+-\d+: "
+# (kind, fields written by XADD, request_id, image_id, error message pattern)
+STREAM_CASES = [
+    ("no envelope at all", {"garbage": "yes"}, None, None,
+     UNDECODABLE + re.escape("unsupported envelope version None (expected b'1')")),
+    ("another envelope version", fields(v="2"), "r1", "i1",
+     UNDECODABLE + re.escape("unsupported envelope version b'2' (expected b'1')")),
+    ("no rid field", fields(rid=b"-"), "r1", "i1", UNDECODABLE + re.escape("entry lacks field b'rid'")),
+    ("d is not JSON", fields(d="{not json"), None, None,
+     UNDECODABLE + r"entry is not valid JSON/UTF-8: unexpected character.*"),
+    ("d holds NaN", fields(d=task('"r-nan"', extra=', "x": NaN')), "r-nan", "i1",
+     UNDECODABLE + r"entry is not valid JSON/UTF-8: unexpected character, expected a JSON value.*"),
+    ("d is a JSON array", fields(d="[1]"), None, None,
+     UNDECODABLE + re.escape("payload must be a JSON object, got list")),
+    ("rid is invalid UTF-8", fields(rid=b"r\xff"), "r1", "i1",
+     UNDECODABLE + re.escape("entry is not valid JSON/UTF-8: 'utf-8' codec can't decode byte 0xff") + ".*"),
+    ("att is not a number", fields(att="one"), "r1", "i1",
+     UNDECODABLE + re.escape("entry is not valid JSON/UTF-8: invalid literal for int() with base 10: b'one'")),
+    ("t0 has 5000 digits", fields(t0="9" * 5000), "r1", "i1",
+     UNDECODABLE + r"entry is not valid JSON/UTF-8: Exceeds the limit \(4300 digits\).*"),
+    ("a forged bridge entry with a huge integer id", fields(d=task("123456789012345678901234567890"), lg="x"),
+     "123456789012345678901234567890", "i1", invalid("field 'request_id' must be a string, got number")),
+]
+
+
+@pytest.mark.parametrize(("kind", "entry", "rid", "iid", "message"), STREAM_CASES, ids=[c[0] for c in STREAM_CASES])
+async def test_each_odd_entry_in_the_tasks_stream_ends_as_one_error_with_the_ids_it_holds(
+    redis: Redis, keys: Keys, small: Settings, kind: str, entry: dict[str, str | bytes], rid: str | None,
+    iid: str | None, message: str,
+):
+    async with legacy_stack(redis, keys, small) as stack:
+        await redis.xadd(keys.stream("tasks"), entry)  # type: ignore[arg-type]
+        await redis.rpush(stack.tasks, task('"after"', '"i-after"'))
+        success, errors = await stack.outcomes(2)
+        assert all(stack.alive())
+    assert success == []
+    [after] = [e for e in errors if e["request_id"] == "after"]
+    [error] = [e for e in errors if e is not after]
+    assert (error["request_id"], error["image_id"]) == (rid, iid)
+    assert re.fullmatch(message, error["error_message"]), error["error_message"]
+    assert await redis.xlen(keys.errors) == 2 and await redis.xlen(keys.stream("ocr")) == 0

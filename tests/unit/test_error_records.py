@@ -1,0 +1,88 @@
+"""Error records are total: ids read from any text, messages redacted and bounded, any payload kept as text."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from streams.delivery import Delivery, to_delivery
+from streams.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
+from streams.lenient import read_ids
+from streams.message import Message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"request_id": 12345678901234567890, "image_id": "i"}', ("12345678901234567890", "i")),
+        ('{"x": NaN, "request_id": "r\x01", "image_id": 0x1F}', ("r\x01", "0x1F")),
+        ('{"x": ' + "[" * 5000 + "]" * 5000 + ', "request_id": "deep"}', ("deep", None)),
+        ('{"request_id": "a\\"b\\u00e9\\ud83d\\ude00"}', ('a"bé😀', None)),
+        ('{"request_id": "\\ud800"}', ("\ufffd", None)),
+        ('{"request_id": "first", "request_id": "last"}', ("last", None)),
+        ('{"inner": {"request_id": "nested"}, "image_id": null}', (None, None)),
+        ('{"request_id": [1], "image_id": {"a": 1}}', (None, None)),
+        ('{"request_id": true, "image_id": -1.5e3}', ("true", "-1.5e3")),
+        ('{"request_id": "cut off', ("cut off", None)),
+        ('{"\\u0072equest_id": "escaped key"}', ("escaped key", None)),
+        ("[1, 2]", (None, None)),
+        ("", (None, None)),
+        ('{"a" "b", "request_id": "after junk"}', (None, None)),
+    ],
+)
+def test_ids_are_read_from_the_top_level_of_any_text(text: str, expected: tuple[str | None, str | None]) -> None:
+    ids = read_ids(text)
+    assert (ids["request_id"], ids["image_id"]) == expected
+
+
+def test_reading_ids_of_a_hostile_megabyte_is_bounded() -> None:
+    hostile = '{"pad": ' + '["a",' * 200_000 + "1" + "]" * 200_000 + ', "request_id": "r"}'
+    started = time.perf_counter()
+    assert read_ids(hostile)["request_id"] is None, "past the step budget nothing more is read"
+    assert time.perf_counter() - started < 2.0
+
+
+def test_clean_text_is_redacted_bounded_and_encodable() -> None:
+    key = "sk-live-0123456789abcdef"
+    text = clean(f"redis://u:pw@h Authorization: Bearer X {key} \ud800" + "x" * 800_000, [key])
+    assert text.startswith("redis://u:***@h Authorization: ***... ")
+    assert text.endswith("... (800065 characters in all)")
+    assert len(text) <= MAX_MESSAGE_CHARS + 40
+    text.encode()
+
+
+def test_a_secret_beyond_what_is_redacted_is_dropped_not_kept_in_part() -> None:
+    key = "sk-live-0123456789abcdef"
+    text = clean("y " * 4090 + key + " tail", [key])
+    assert "sk-live" not in text and "0123456789" not in text
+
+
+def delivery(payload: object, flat: list[bytes] | None = None) -> Delivery:
+    flat = flat or [b"v", b"1", b"d", b'{"request_id": "r1"}', b"rid", b"r1"]
+    message = Message("1-0", "tasks", payload, "r1")  # type: ignore[arg-type]
+    return Delivery("1-0", flat, 1, message)
+
+
+def test_a_payload_that_cannot_be_encoded_is_kept_as_the_entry_text() -> None:
+    record = orjson.loads(ErrorRecords("e", "ocr", "tasks", 4096).build(delivery({"request_id": "r1", "s": {1}}), "boom").data)
+    assert record["payload"] == {"raw": '{"request_id": "r1"}', "request_id": "r1", "image_id": None}
+    assert record["error_message"] == "boom" and record["ids"] == {"request_id": "r1", "image_id": None}
+
+
+def test_a_record_that_cannot_be_built_in_full_falls_back_to_texts() -> None:
+    broken = delivery({"s": {1}}, flat=[b"d", 5])  # type: ignore[list-item]  # the entry's text cannot be read
+    record = orjson.loads(ErrorRecords("e", "ocr", "tasks", 4096).build(broken, "why \ud800").data)
+    assert record["payload"] == {"raw": None, "request_id": None, "image_id": None}
+    assert (record["request_id"], record["error_message"]) == ("r1", "why \ufffd")
+
+
+def test_an_undecodable_entry_keeps_its_fields_and_the_ids_in_its_text() -> None:
+    d = to_delivery("tasks", b"1-0", [b"v", b"1", b"d", b'{"request_id": 9007199254740993, "x": NaN}'], 1)
+    record = orjson.loads(ErrorRecords("e", "ocr", "tasks", 4096).build(d, "bad").data)
+    assert record["ids"] == {"request_id": "9007199254740993", "image_id": None}
+    assert record["payload"]["raw"] == '{"request_id": 9007199254740993, "x": NaN}', "its d, as text"
+    junk = to_delivery("tasks", b"2-0", [b"garbage", b"\xffyes"], 1)
+    record = orjson.loads(ErrorRecords("e", "ocr", "tasks", 4096).build(junk, "bad").data)
+    assert record["payload"] == {"raw": {"garbage": "\ufffdyes"}, "request_id": None, "image_id": None}
