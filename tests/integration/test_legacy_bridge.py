@@ -143,3 +143,27 @@ def test_each_mirror_can_be_switched_off_by_setting():
 async def _pending_is_zero(redis: Redis, key: str, group: str) -> bool:
     info = await redis.xinfo_groups(key)
     return any(g["name"] == group.encode() and g["pending"] == 0 and g["lag"] == 0 for g in info)
+
+
+async def test_refusing_an_item_over_the_limit_costs_a_pass_over_it_not_a_parse(redis: Redis, keys: Keys):
+    """Prints what refusing costs against the producer's own RPUSH (docs/BENCHMARKS.md); 15 MB took 1.3 s."""
+    source = list_name("tasks")
+    runner = IngressRunner(redis, keys, ListIngress("ingress", source, "tasks"), 60, 1000)
+    [previous] = (await redis.config_get("slowlog-log-slower-than")).values()
+    await redis.config_set("slowlog-log-slower-than", 0)
+    try:
+        for size in (runner.max_item_bytes + 1, 15 * 1024 * 1024):
+            calls, pushes = [], []
+            for _ in range(5):
+                await redis.slowlog_reset()
+                await redis.rpush(source, b'{"request_id": "big", "pad": "' + b"x" * (size - 32) + b'"}')
+                assert await runner.move_once() == 1
+                log = await redis.slowlog_get(10)
+                calls += [e["duration"] for e in log if b"ms_ingress" in e["command"]]
+                pushes += [e["duration"] for e in log if e["command"].startswith(b"RPUSH")]
+            print(f"refusing an item of {size} bytes: ms_ingress median {sorted(calls)[2] / 1000:.1f} ms "
+                  f"(its RPUSH {sorted(pushes)[2] / 1000:.1f} ms)")
+            assert sorted(calls)[2] < 500_000, "a pass over the item, not a parse of it"
+    finally:
+        await redis.config_set("slowlog-log-slower-than", previous)
+    assert await redis.xlen(keys.stream("tasks")) == 0 and await redis.xlen(keys.errors) == 10
