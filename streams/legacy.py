@@ -11,7 +11,7 @@ consumers BLPOP outcomes from ``img:translate:success`` / ``img:translate:error`
   blocks until an item arrives and leaves it where it is. Items move unread
   (the stage reading the stream validates them); one over ``max_item_bytes``
   becomes an error record instead, and one call moves at most
-  ``max_call_bytes`` plus one item, so it holds Redis for about a millisecond
+  ``max_call_bytes`` plus one item, so it holds Redis for a few milliseconds
   (docs/decisions/0017-bridge-moves-items-unread.md).
 * Egress: ordinary stages whose processors (``mirror_success``,
   ``mirror_errors``) return ``Outgoing(list=...)``; the RPUSH is part of the
