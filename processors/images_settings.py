@@ -57,7 +57,7 @@ class ImageSettings:
     max_inference_bytes: int = MAX_INFERENCE_BYTES  # tiles + masks one image sends to Triton
     max_redirects: int = 3
     # Bytes the tasks of one worker may hold at once (processors.memory_budget); 0: unbounded.
-    operate_memory_budget: int = 4 * GIB  # 4 worst-case images (941 MiB each), 10 seed pages (404 MiB)
+    operate_memory_budget: int = 4 * GIB  # 3 worst-case images (1194 MiB each), 7 seed pages (527 MiB)
     ocr_memory_budget: int = 2 * GIB  # 1 worst-case OCR (1.2 GiB reserved) or 2 seed pages
     ocr_threads: int = 1  # OCRs at once per worker, and so the ocr stage's concurrency
     store_dir: str = "var/images"  # where LocalStore writes result images

@@ -35,15 +35,17 @@ T = TypeVar("T")
 
 MIB = 1024 * 1024
 
-# operate (docs/MEMORY.md, "Measured peaks"): 799 MiB at 40 M pixels and 335 MiB at 15.8 M give
-# 20.1 bytes a pixel (the decoded image, its mask, the cleaned copy, the rendered copy and the PNG
-# encoder's rows); 21 rounds it up. The tile plan grows with the long side only: 15 x 30000 peaked
-# at 97 MiB and 10000 x 5 at 43 MiB for almost no pixels, 3.0-4.4 KiB per pixel of the long side
-# (tiles, masks and the tiles coming back); 4.5 KiB rounds it up. 8 MiB covers the 2-7 MiB of a
-# 1 x 1 or 1 x 1280 image (fonts, PIL's drawing state).
-OPERATE_BYTES_PER_PIXEL = 21
+# operate (docs/MEMORY.md): 799 MiB at 40 M pixels and 335 MiB at 15.8 M give 20 bytes a pixel with
+# Triton as the identity; through the real OperateProcessor with an eraser for Triton, 461 MiB at
+# 16 M and 162 MiB at 4 M, 25 (the decoded image, its mask, the cleaned copy, the rendered copy and
+# the PNG encoder's rows); 27 rounds the larger up. The tile plan grows with the long side only:
+# 15 x 30000 peaked at 97 MiB and 10000 x 5 at 43 MiB for almost no pixels, 3.0-4.4 KiB per pixel
+# of the long side (tiles, masks and the tiles coming back); 4.5 KiB rounds it up. 32 MiB per task:
+# a second 1000 x 1000 task took 53 MiB, 23 over the two terms (glyphs, PIL's drawing state). A
+# worker's first render costs ~65 MiB once more (fonts): fixed overhead, not reserved.
+OPERATE_BYTES_PER_PIXEL = 27
 OPERATE_BYTES_PER_LONG_SIDE_PIXEL = 4608
-OPERATE_TASK_BYTES = 8 * MIB
+OPERATE_TASK_BYTES = 32 * MIB
 
 # ocr: its decode peaks at 382 MiB for 40 M pixels (9.6 bytes a pixel, 10 rounds it up); the OCR
 # engine's working set is bounded by construction (processors/ocr_fit.py) whatever the size: the
