@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -76,8 +77,10 @@ class Reservation:
         self._pending: list[asyncio.Future[Any]] = []
 
     async def in_thread(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """``fn(*args)`` in the loop's default thread pool; the bytes stay held until it returns."""
-        return await self.hold(asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args)))
+        """``fn(*args)`` in the loop's default thread pool, in this task's context (as
+        ``asyncio.to_thread``); the bytes stay held until it returns."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await self.hold(asyncio.get_running_loop().run_in_executor(None, call))
 
     async def hold(self, future: asyncio.Future[T]) -> T:
         """Await ``future`` (thread work); if the block is left first, the bytes wait for it."""

@@ -131,7 +131,7 @@ class OcrProcessor:
                  mirror_lists: Sequence[str] = (), *, budget: MemoryBudget | None = None) -> None:
         self._images, self._engine, self._steps = images, engine, steps
         self._mirrors = tuple(mirror_lists)
-        self._budget = budget if budget is not None else MemoryBudget(0)
+        self.budget = budget if budget is not None else MemoryBudget(0)
 
     async def __call__(self, message: Message) -> list[Outgoing]:
         task = TranslateTask.from_payload(message.payload)
@@ -139,7 +139,7 @@ class OcrProcessor:
             encoded = await self._images.fetch_encoded(task.image_url)
         async with AsyncExitStack() as stack:
             async with self._steps.step("memory"):
-                held = await stack.enter_async_context(self._budget.reserve(ocr_bytes(encoded.width,
+                held = await stack.enter_async_context(self.budget.reserve(ocr_bytes(encoded.width,
                                                                                     encoded.height)))
             async with self._steps.step("decode"):
                 image = await held.in_thread(self._images.decode_sync, encoded)

@@ -47,7 +47,7 @@ class OperateProcessor:
         self._images, self._inpainter, self._translator = images, inpainter, translator
         self._renderer, self._store, self._steps = renderer, store, steps
         self._dilation = dilation
-        self._budget = budget if budget is not None else MemoryBudget(0)
+        self.budget = budget if budget is not None else MemoryBudget(0)
         self._post = asyncio.Semaphore(post_concurrency)
 
     async def __call__(self, message: Message) -> list[Outgoing]:
@@ -57,7 +57,7 @@ class OperateProcessor:
             encoded = await self._images.fetch_encoded(task.image_url)
         async with AsyncExitStack() as stack:
             async with self._steps.step("memory"):
-                held = await stack.enter_async_context(self._budget.reserve(operate_bytes(encoded.width,
+                held = await stack.enter_async_context(self.budget.reserve(operate_bytes(encoded.width,
                                                                                         encoded.height)))
             async with self._steps.step("decode"):
                 original = (await held.in_thread(self._images.decode_sync, encoded)).pixels

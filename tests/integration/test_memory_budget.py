@@ -27,10 +27,12 @@ from processors.images_settings import SizeLimits
 from processors.memory_budget import MIB, MemoryBudget, ocr_bytes, operate_bytes
 from processors.ocr import OcrProcessor
 from processors.operate import OperateProcessor
+from processors.pipeline import build
 from processors.render import Renderer
 from processors.steps import Steps
 from processors.storage import LocalStore
 from streams.message import Message
+from streams.settings import Settings
 from tests.integration.burst_memory import HEIGHT, WIDTH, EraseInpainter, FixedTranslator, run_isolated
 
 TASKS, BUDGET_MIB, HEADROOM_MIB = 12, 544, 736  # 12 x 256 MiB reserved would need 3 GiB; 2 at once fit
@@ -189,3 +191,31 @@ def test_header_size_refuses_what_decode_refuses_from_the_header(data: bytes, er
 
 def test_header_size_is_the_size_the_header_claims_without_decoding_it() -> None:
     assert header_size(png_header(300, 200), limits=SizeLimits(), url="x") == (300, 200)
+
+
+async def test_the_pipeline_runs_as_many_ocr_tasks_as_ocr_threads_and_gives_each_stage_its_budget(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILLSTREAM_OCR_THREADS", "3")
+    monkeypatch.setenv("MILLSTREAM_OPERATE_MEMORY_BUDGET", str(3 * 1024 * MIB))
+    monkeypatch.setenv("MILLSTREAM_OCR_MEMORY_BUDGET", "0")
+    pipeline = build(settings)
+    try:
+        stages = {stage.name: stage for stage in pipeline.stages}
+        assert (stages["ocr"].concurrency, stages["ocr"].max_in_flight) == (3, 6)
+        assert stages["ocr"].processor.budget.total == 0  # type: ignore[union-attr]
+        assert stages["operate"].processor.budget.total == 3 * 1024 * MIB  # type: ignore[union-attr]
+    finally:
+        for close in pipeline.on_stop:
+            await close()
+
+
+async def test_by_default_the_ocr_stage_runs_one_task_per_worker_within_2_gib(settings: Settings) -> None:
+    pipeline = build(settings)
+    try:
+        ocr = next(stage for stage in pipeline.stages if stage.name == "ocr")
+        assert (ocr.concurrency, ocr.max_in_flight, ocr.timeout) == (1, 2, 120)
+        assert ocr.processor.budget.total == 2 * 1024 * MIB  # type: ignore[union-attr]
+    finally:
+        for close in pipeline.on_stop:
+            await close()
