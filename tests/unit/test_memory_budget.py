@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.images_settings import ImageSettings
+from processors.images_settings import ImageSettings, SizeLimits
 from processors.memory_budget import MIB, MemoryBudget, ocr_bytes, operate_bytes
 from streams.errors import ConfigError
 from streams.settings import load
@@ -254,3 +254,26 @@ def test_an_invalid_budget_setting_stops_start_up_naming_the_variable(variable: 
         load(ImageSettings, {variable: value})
     assert caught.value.variable == variable
     assert problem in str(caught.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(width=st.integers(1, 48), height=st.integers(1, 48),
+       image_format=st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "WEBP"]), orientation=st.integers(1, 8))
+def test_what_a_task_reserves_from_the_header_is_what_the_decoded_image_costs(
+    width: int, height: int, image_format: str, orientation: int
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from processors.images_decode import decode, header_size
+
+    image, buffer = Image.new("RGB", (width, height), "white"), io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(buffer, format=image_format, **({"exif": exif} if image_format in ("JPEG", "PNG", "WEBP") else {}))
+    data = buffer.getvalue()
+    claimed = header_size(data, limits=SizeLimits(), url="x")
+    decoded = decode(data, limits=SizeLimits(), url="x").size
+    assert sorted(claimed) == sorted(decoded)  # a PNG's orientation may come after its pixels: then swapped
+    assert operate_bytes(*claimed) == operate_bytes(*decoded) and ocr_bytes(*claimed) == ocr_bytes(*decoded)
