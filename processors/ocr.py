@@ -138,9 +138,9 @@ class OcrProcessor:
         async with self._steps.step("fetch"):
             encoded = await self._images.fetch_encoded(task.image_url)
         async with AsyncExitStack() as stack:
+            need = ocr_bytes(encoded.width, encoded.height)
             async with self._steps.step("memory"):
-                held = await stack.enter_async_context(self.budget.reserve(ocr_bytes(encoded.width,
-                                                                                    encoded.height)))
+                held = await stack.enter_async_context(self.budget.reserve(need))
             async with self._steps.step("decode"):
                 image = await held.in_thread(self._images.decode_sync, encoded)
             async with self._steps.step("ocr"):

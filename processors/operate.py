@@ -56,9 +56,9 @@ class OperateProcessor:
         async with self._steps.step("fetch"):
             encoded = await self._images.fetch_encoded(task.image_url)
         async with AsyncExitStack() as stack:
+            need = operate_bytes(encoded.width, encoded.height)
             async with self._steps.step("memory"):
-                held = await stack.enter_async_context(self.budget.reserve(operate_bytes(encoded.width,
-                                                                                        encoded.height)))
+                held = await stack.enter_async_context(self.budget.reserve(need))
             async with self._steps.step("decode"):
                 original = (await held.in_thread(self._images.decode_sync, encoded)).pixels
             result = await self._translated(task, original, boxes, held) if boxes else original
