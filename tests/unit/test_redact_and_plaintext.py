@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from hypothesis import given
@@ -97,3 +98,18 @@ def test_log_records_are_redacted_and_escaped(caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.INFO, logger="test.redaction"):
         logger.warning("failed %s with key %s\x1b[2J", "redis://:pw-4321@h/0", "sk-known-777")
     assert caplog.records[0].getMessage() == "failed redis://:***@h/0 with key ***\\x1b[2J"
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 2_000_000,  # a run of letters: an unbounded scheme made this quadratic (38 s for 200 kB)
+    "x" * 1_000_000 + "://" + "u" * 1_000_000,
+    "x" * 1_000_000 + "://u:" + "p" * 1_000_000,
+    "authorization" * 150_000,
+    "Bearer " * 300_000,
+    "?api_key=" * 200_000,
+])
+def test_redaction_stays_linear_on_hostile_megabytes(text: str):
+    # Not a benchmark: a quadratic pattern takes hours here, a linear one well under a second.
+    started = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - started < 10
