@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from streams import retention
 from streams.deadletters import DeadLetters
 from streams.delivery import Delivery
 from streams.handling import Handling
@@ -279,6 +280,7 @@ class StageRunner:
     async def _trim(self) -> None:
         await trim_acknowledged(self.redis, self.keys.stream(self.stage.source))
         await self.dead_letters.apply_retention(self.stage.name)
+        await retention.enforce(self.redis, self.keys, self.settings)  # the count bounds
 
     async def _heartbeat(self) -> None:
         key = self.keys.heartbeat(self.stage.group, self.settings.consumer)

@@ -25,10 +25,11 @@ from streams.settings import Settings
 class Publisher:
     redis: Redis
     keys: Keys
+    # The defaults of Settings (a unit test keeps them equal); from_settings is the usual way.
     max_payload_bytes: int = 1024 * 1024
-    dedup_window_ms: int = 86_400_000
-    status_ttl_ms: int = 7 * 86_400_000
-    events_maxlen: int = 100_000
+    dedup_window_ms: int = 3_600_000
+    status_ttl_ms: int = 7_200_000
+    events_maxlen: int = 10_000
 
     @classmethod
     def from_settings(cls, redis: Redis, keys: Keys, settings: Settings) -> Publisher:

@@ -156,3 +156,26 @@ async def test_a_request_id_repeated_within_one_publish_call_is_added_once(
 ) -> None:
     ids = await publisher(redis, keys, settings).publish_many("in", [({"n": i}, "same") for i in range(3)])
     assert len(set(ids)) == 1 and await redis.xlen(keys.stream("in")) == 1
+
+
+async def test_a_running_stage_applies_the_count_bounds_without_the_exporter(
+    redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    from streams.message import Message, Outgoing
+    from streams.stage import Stage
+    from tests.support.pipelines import running, xlen_at_least
+
+    async def copy(message: Message) -> list[Outgoing]:
+        return [Outgoing(message.payload)]
+
+    bounded = dataclasses.replace(settings, status_max_records=90, dedup_max_keys=90)
+    await publish_batches(redis, keys, bounded, batches=30, enforce=False)
+    assert (await retained(redis, keys))["status"] == 300
+    async with running(redis, keys, Stage("copy", "in", copy, sinks=["out"]), bounded):
+        await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), 300))
+
+        async def bounded_by_the_stage() -> bool:
+            kept = await retained(redis, keys)
+            return kept["status"] <= 90 and kept["dedup"] <= 90
+
+        await wait_for(bounded_by_the_stage, timeout=15)

@@ -117,3 +117,10 @@ def test_the_retention_defaults_are_the_documented_ones() -> None:
 
 def test_consumer_name_defaults_to_host_and_pid() -> None:
     assert Settings().consumer.endswith(f"-{__import__('os').getpid()}")
+
+
+def test_a_publisher_made_without_settings_has_the_settings_defaults():
+    from streams.redis.publisher import Publisher
+
+    keys = Keys("ms", "p")
+    assert Publisher(None, keys) == Publisher.from_settings(None, keys, Settings())  # type: ignore[arg-type]
