@@ -60,7 +60,9 @@ def test_a_burst_of_big_images_finishes_within_the_budget_under_a_cap_it_would_e
 def test_the_same_burst_without_a_budget_fails_under_the_same_cap() -> None:
     report = run_isolated(TASKS, 0, HEADROOM_MIB)
     assert report["errors"] > 0, report
-    assert "MemoryError" in report["error"] or "Insufficient memory" in report["error"], report
+    # Out of memory: an allocation fails (MemoryError, OpenCV's "Insufficient memory"), or one fails
+    # inside the event loop's machinery and tasks are never woken (the worker hangs).
+    assert any(sign in report["error"] for sign in ("MemoryError", "Insufficient memory", "unfinished after")), report
 
 
 @pytest.fixture
