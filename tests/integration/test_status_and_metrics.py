@@ -105,7 +105,9 @@ async def test_exporter_serves_group_figures_without_any_worker(redis: Redis, ke
     process = subprocess.Popen([sys.executable, "-m", "streams", "exporter"], cwd=ROOT, env=env,  # noqa: ASYNC220 - Popen does not wait
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        text = await asyncio.to_thread(_scrape_until, port, f'pipeline="{keys.pipeline}"')
+        # The retained-state gauges are set after the group figures: wait for the last of them.
+        text = await asyncio.to_thread(
+            _scrape_until, port, f'millstream_retained_bytes{{kind="dlq",pipeline="{keys.pipeline}"}}')
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
