@@ -36,6 +36,9 @@ from streams.supervisor import Child, Supervisor
 ROOT = Path.cwd()
 STATE = "stack.json"
 DATA = Path("var/up")
+# The embedded Redis refuses any string over 2 MiB from a client: a producer's huge list item is
+# refused at its RPUSH instead of costing the bridge a pass over it (docs/SECURITY.md).
+MAX_BULK_BYTES = 2 * 1024 * 1024
 LOOPBACK = "127.0.0.1"  # the HTTP server is reachable from other machines only when told to
 
 
@@ -68,7 +71,7 @@ class Stack:
     def start_servers(self) -> tuple[str, str]:
         url = self.settings.redis_url
         if not self.external_redis:
-            self.redis = EmbeddedRedis(self.data / "redis", appendonly=True)
+            self.redis = EmbeddedRedis(self.data / "redis", appendonly=True, max_bulk_bytes=MAX_BULK_BYTES)
             url = self.redis.url
         triton_url = section(TritonSettings).triton_url
         if not triton_url:

@@ -32,7 +32,10 @@ def free_port() -> int:
 
 class EmbeddedRedis:
     def __init__(self, directory: Path, *, appendonly: bool = False, port: int = 0,
-                 binary: str = "redis-server", unix_socket: bool = False) -> None:
+                 binary: str = "redis-server", unix_socket: bool = False,
+                 max_bulk_bytes: int | None = None) -> None:
+        """``max_bulk_bytes``: Redis's ``proto-max-bulk-len``, the largest string a client may send
+        (at least 1 MiB); None keeps Redis's 512 MB."""
         path = shutil.which(binary)
         if path is None:
             raise TransportError(f"{binary} is not installed (scripts/setup.sh installs it)")
@@ -45,6 +48,8 @@ class EmbeddedRedis:
             raise TransportError(f"Unix socket path too long ({socket_path}): use a shorter directory")
         self.socket_url = f"unix://{socket_path}" if unix_socket else None
         listen = ["--unixsocket", str(socket_path), "--unixsocketperm", "700"] if unix_socket else []
+        if max_bulk_bytes is not None:
+            listen += ["--proto-max-bulk-len", str(max_bulk_bytes)]
         self.process = subprocess.Popen(
             [path, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), *listen,
              "--save", "", "--appendonly", "yes" if appendonly else "no",
