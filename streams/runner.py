@@ -37,7 +37,7 @@ from streams.outbox import Outbox
 from streams.outcomes import Outcomes
 from streams.pipeline import chain
 from streams.redis.consumer import GroupConsumer
-from streams.redis.maintenance import promote_due, trim_acknowledged
+from streams.redis.maintenance import promote_due, trim_acknowledged, trim_unread
 from streams.redis.transitions import Committer, Transition, Verdict
 from streams.settings import Settings
 from streams.stage import Stage
@@ -281,6 +281,7 @@ class StageRunner:
         await trim_acknowledged(self.redis, self.keys.stream(self.stage.source))
         await self.dead_letters.apply_retention(self.stage.name)
         await retention.enforce(self.redis, self.keys, self.settings)  # the count bounds
+        await trim_unread(self.redis, self.keys.errors, self.settings.errors_max_len)
 
     async def _heartbeat(self) -> None:
         key = self.keys.heartbeat(self.stage.group, self.settings.consumer)

@@ -52,6 +52,7 @@ class Settings:
     stats_interval: float = 5.0
     dlq_max_age: float = 0.0
     dlq_max_len: int = 100_000
+    errors_max_len: int = 100_000  # error records kept in an error stream no stage reads; 0 keeps all
     operator: str = ""
     log_level: str = "INFO"
 
@@ -76,6 +77,8 @@ class Settings:
         for name in ("dlq_max_age", "dlq_max_len"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(variable(name), "DLQ retention must be >= 0 (0 keeps everything)")
+        if self.errors_max_len < 0:
+            raise ConfigError(variable("errors_max_len"), "must be >= 0 (0 keeps everything)")
         if not self.operator:
             who = os.environ.get("SUDO_USER") or os.environ.get("USER") or os.environ.get("LOGNAME")
             object.__setattr__(self, "operator", who or "unknown")

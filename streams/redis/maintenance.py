@@ -20,3 +20,14 @@ async def promote_due(redis: Redis, keys: Keys, stream: str, limit: int = 1000) 
 async def trim_acknowledged(redis: Redis, key: str) -> int:
     """XTRIM MINID below what every group still needs; a stream without groups is kept whole."""
     return int(await fcall(redis, "ms_trim", [key], []))
+
+
+async def trim_unread(redis: Redis, key: str, max_len: int) -> int:
+    """Cap a stream that no consumer group reads (an error stream nobody consumes) at ``max_len``.
+
+    A stream with groups is left to ``trim_acknowledged``, which never drops
+    what a group still needs; 0 keeps everything.
+    """
+    if not max_len or not await redis.exists(key) or await redis.xinfo_groups(key):
+        return 0
+    return int(await redis.xtrim(key, maxlen=max_len, approximate=False))

@@ -179,3 +179,31 @@ async def test_a_running_stage_applies_the_count_bounds_without_the_exporter(
             return kept["status"] <= 90 and kept["dedup"] <= 90
 
         await wait_for(bounded_by_the_stage, timeout=15)
+
+
+async def test_an_error_stream_no_stage_reads_is_capped_and_one_with_a_group_is_not(
+    redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    from streams.errors import InvalidPayload
+    from streams.message import Message, Outgoing
+    from streams.stage import Stage
+    from tests.support.pipelines import running
+
+    async def refuse(message: Message) -> list[Outgoing]:
+        raise InvalidPayload("refused on purpose")
+
+    capped = dataclasses.replace(settings, errors_max_len=50)
+    await publish_batches(redis, keys, capped, batches=20, enforce=False)  # 200 tasks, 200 errors
+    async with running(redis, keys, Stage("refuse", "in", refuse), capped):
+        await wait_for(lambda: _xlen_is(redis, keys.errors, 50), timeout=20)
+    await redis.xgroup_create(keys.errors, "reader", id="0")
+    more = [({"n": i}, f"more-{i}") for i in range(50)]
+    await publisher(redis, keys, capped).publish_many("in", more)
+    async with running(redis, keys, Stage("refuse", "in", refuse), capped):
+        await wait_for(lambda: _xlen_is(redis, keys.errors, 100), timeout=20)
+        await redis.xadd(keys.stream("in"), {"v": "1"})  # one more cycle of trims: still 100 (+1 error)
+        await wait_for(lambda: _xlen_is(redis, keys.errors, 101), timeout=20)
+
+
+async def _xlen_is(redis: Redis, key: str, n: int) -> bool:
+    return await redis.xlen(key) == n
