@@ -127,5 +127,5 @@ def test_a_publisher_made_without_settings_has_the_settings_defaults():
 
 
 def test_a_negative_error_stream_cap_is_refused_naming_its_variable():
-    with pytest.raises(ConfigError, match="^MILLSTREAM_ERRORS_MAX_LEN: must be >= 0"):
+    with pytest.raises(ConfigError, match=r"^MILLSTREAM_ERRORS_MAX_LEN: must be >= 0"):
         Settings(errors_max_len=-1)
