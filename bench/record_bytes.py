@@ -83,13 +83,12 @@ async def measure(url: str, tasks: int, batch: int, failures: int) -> dict[str, 
     try:
         publisher = Publisher.from_settings(redis, keys, settings)
         for i in range(0, tasks, batch):
-            items = [(task(n), str(task(n)["request_id"])) for n in range(i, min(tasks, i + batch))]
+            items = [(t, str(t["request_id"])) for t in map(task, range(i, min(tasks, i + batch)))]
             await publisher.publish_many("tasks", items)
-        transitions = tasks
         out = {
             "status": await _cost(redis, await _keys_of(redis, keys.status_prefix + "[0-9]*"), tasks),
             "dedup": await _cost(redis, await _keys_of(redis, keys.seen_prefix + "[0-9]*"), tasks),
-            "event": await _cost(redis, [keys.events], transitions),
+            "event": await _cost(redis, [keys.events], tasks),
             "stream_entry": await _cost(redis, [keys.stream("tasks")], tasks),
         }
         await redis.delete(keys.status_head, keys.seen_head)

@@ -42,7 +42,6 @@ from streams.settings import Settings
 from streams.stage import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
-STREAMS = ("in", "a", "b")
 STAGES = ("s1", "s2", "s3")
 
 

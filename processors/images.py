@@ -9,7 +9,7 @@ caller can reserve memory for the header's size before a pixel is decoded
 (processors.memory_budget). The pieces, each in its own module:
 
 ```
-images_ssrf.py    AddressPolicy: which addresses http(s) may reach (pure)
+egress.py         AddressPolicy: which addresses http(s) may reach (pure; shared with webhooks, providers)
 images_http.py    HttpFetcher: resolve-and-check, redirects, deadline, byte limit
 images_files.py   read_file: file:// under MILLSTREAM_FILE_ROOTS only
 images_decode.py  decode: magic-byte sniffing, size limits before decoding, RGB
@@ -27,16 +27,15 @@ from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver
 
+from processors.egress import MAX_URL_CHARS, AddressPolicy
 from processors.images_decode import DecodedImage, decode, header_size
 from processors.images_errors import InvalidImageUrl, UnsupportedScheme
 from processors.images_files import read_file
 from processors.images_http import HttpFetcher
 from processors.images_settings import ImageSettings
-from processors.images_ssrf import AddressPolicy
 
 __all__ = ["DecodedImage", "EncodedImage", "ImageFetcher", "ImageSettings"]
 
-_MAX_URL_CHARS = 8192
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -113,8 +112,8 @@ def _split(url: object) -> tuple[str, str]:
     if not isinstance(url, str) or not url.strip():
         raise InvalidImageUrl(str(url), "it is empty or not a string")
     url = url.strip()
-    if len(url) > _MAX_URL_CHARS:
-        raise InvalidImageUrl(url, f"it is longer than {_MAX_URL_CHARS} characters")
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidImageUrl(url, f"it is longer than {MAX_URL_CHARS} characters")
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError as error:

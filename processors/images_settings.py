@@ -1,6 +1,6 @@
 """ImageSettings: the ``images`` settings section (``MILLSTREAM_FILE_ROOTS``, ``MILLSTREAM_MAX_IMAGE_*``).
 
-Standard library, ``streams.*`` and ``processors.images_ssrf`` only (itself
+Standard library, ``streams.*`` and ``processors.egress`` only (itself
 standard library only), so that ``streams.settings.registered_sections()``
 loads this section in an install without the image extras (no aiohttp, numpy
 or Pillow). ``processors.images`` re-exports it.
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from processors.images_ssrf import AddressPolicy
+from processors.egress import AddressPolicy
 from streams.errors import ConfigError
 from streams.settings import variable
 

@@ -18,8 +18,8 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from processors.egress import AddressPolicy
 from processors.images import ImageFetcher, ImageSettings
-from processors.images_ssrf import AddressPolicy
 from processors.inference import InpaintClient
 from processors.inference_settings import TritonSettings
 from processors.memory_budget import MemoryBudget

@@ -199,15 +199,18 @@ class Committer:
         found = await self.redis.hget(self.keys.fences, f"{self.source}/{self.group}/{self.consumer}")
         return _text(found).decode() if found else ""
 
-    async def commit(self, batch: Sequence[Transition], token: str, suspect: Sequence[int] = ()) -> Verdict:
+    async def commit(self, batch: Sequence[Transition], token: str, suspect: Sequence[int] = (),
+                     *, split: bool = True) -> Verdict:
         """Apply ``batch`` atomically.
 
         ``token`` is the fence token known before the entries were read, except
         for the entries numbered ``suspect`` (0-based), read under an older one.
+        A batch over ``max_call_bytes`` is sent in parts (``split``); a part is
+        never split again, since its estimate may be a few bytes short.
         """
         keys = _KeyList(self.source, self.keys.events, self.keys.fences)
         body, count = _pack_entries(batch, keys)
-        if len(batch) > 1 and sum(map(len, body)) > self.max_call_bytes:
+        if split and len(batch) > 1 and sum(map(len, body)) > self.max_call_bytes:
             return await self._commit_in_parts(batch, token, suspect)
         head = [
             b"FCALL", b"ms_commit", b"%d" % len(keys.keys), *[k.encode() for k in keys.keys],
@@ -237,7 +240,7 @@ class Committer:
         current = token
         for start, end in self._parts(batch):
             part_suspect = [i - start for i in suspect if start <= i < end]
-            verdict = await self.commit(batch[start:end], token, part_suspect)
+            verdict = await self.commit(batch[start:end], token, part_suspect, split=False)
             fenced += [start + i for i in verdict.fenced]
             current = verdict.token
         return Verdict(current, fenced)
