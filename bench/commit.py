@@ -25,11 +25,11 @@ from redis.asyncio import Redis
 
 from streams.codec import encode_payload, envelope
 from streams.delivery import Delivery
-from streams.keys import Keys
 from streams.redis import library
+from streams.redis.commit import Committer, Envelope, Transition
 from streams.redis.consumer import GroupConsumer
+from streams.redis.keys import Keys
 from streams.redis.server import EmbeddedRedis
-from streams.redis.transitions import Committer, Envelope, Transition
 
 STATUS_TTL_MS = 86_400_000
 EVENTS_MAXLEN = 10_000

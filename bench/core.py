@@ -31,10 +31,10 @@ import redis
 import typer
 
 from streams.codec import encode_payload, envelope
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.pipeline import Pipeline
 from streams.redis import resp
+from streams.redis.keys import Keys
 from streams.redis.server import EmbeddedRedis
 from streams.settings import Settings
 from streams.stage import Stage

@@ -24,22 +24,22 @@ from PIL import Image
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from processors import samples
-from processors.cli_up import Stack
-from processors.images import ImageFetcher, ImageSettings
-from processors.inference import InpaintClient
-from processors.inference_settings import TritonSettings
-from processors.ocr import OcrEngine, OcrProcessor
-from processors.operate import OperateProcessor
+from processors.images.fetch import ImageFetcher, ImageSettings
+from processors.images.storage import LocalStore
+from processors.inference.client import InpaintClient
+from processors.inference.settings import TritonSettings
+from processors.local import samples
+from processors.local.submit import outcomes, submit, task_for
+from processors.local.up import Stack
 from processors.pipeline import NAME
-from processors.render import Renderer
-from processors.steps import Steps
-from processors.storage import LocalStore
-from processors.submit import outcomes, submit, task_for
-from processors.translate import TranslateSettings, build_translator
-from streams.keys import Keys
+from processors.stages.ocr import OcrEngine, OcrProcessor
+from processors.stages.operate import OperateProcessor
+from processors.stages.render import Renderer
+from processors.stages.steps import Steps
+from processors.translate.translator import TranslateSettings, build_translator
 from streams.message import Message
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.server import free_port
 from streams.settings import Settings
 

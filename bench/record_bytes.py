@@ -22,15 +22,15 @@ import typer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from streams.engine.runner import StageRunner
 from streams.errors import RetryableError
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.metrics import Metrics
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.server import EmbeddedRedis
-from streams.runner import StageRunner
 from streams.settings import Settings
 from streams.stage import Stage
 

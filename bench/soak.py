@@ -4,7 +4,7 @@ A no-op 3-stage pipeline (one worker process per stage, ``python -m streams
 worker``) on an embedded redis-server; this process publishes ``--tasks``
 tasks with request ids at a steady ``--rate`` through the real publisher
 (status, dedup and event records), runs the count bounds every
-``--trim-interval`` seconds (``streams.retention.enforce``, the upkeep call) and
+``--trim-interval`` seconds (``streams.redis.retention.enforce``, the upkeep call) and
 samples, every ``--sample-every`` seconds, each worker's RSS (/proc), Redis
 ``used_memory`` and the retained records. The last stage emits nothing, so
 every stream is trimmed as it is acknowledged. The baseline is the same run at
@@ -30,12 +30,11 @@ from typing import Annotated
 import typer
 from redis.asyncio import Redis
 
-from streams import retention
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.pipeline import Pipeline
-from streams.redis import library
+from streams.redis import library, retention
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.server import EmbeddedRedis
 from streams.settings import Settings
@@ -118,7 +117,7 @@ async def _publish(publisher: Publisher, tasks: int, rate: float, progress: list
 
 
 async def _enforce(redis: Redis, keys: Keys, settings: Settings, stop: asyncio.Event) -> None:
-    """The count bounds every trim_interval: what each stage runner's upkeep runs (streams.retention)."""
+    """The count bounds every trim_interval, as each stage runner's upkeep runs them (redis.retention)."""
     while not stop.is_set():
         await retention.enforce(redis, keys, settings)
         with contextlib.suppress(TimeoutError):

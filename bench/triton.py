@@ -25,11 +25,11 @@ from statistics import quantiles
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from processors.inference import InferenceConfig, InpaintClient, Variant
-from processors.inference_metrics import BatchStats
-from processors.inpaint_metrics import format_table, opencv_inpaint, psnr_table
-from processors.samples import BACKGROUNDS, Sample, Uint8, fixture_set
-from processors.triton_server import DEFAULT_MODEL_REPOSITORY, TritonOptions, TritonServer
+from processors.inference.client import InferenceConfig, InpaintClient, Variant
+from processors.inference.inpaint_metrics import format_table, opencv_inpaint, psnr_table
+from processors.inference.metrics import BatchStats
+from processors.inference.server import DEFAULT_MODEL_REPOSITORY, TritonOptions, TritonServer
+from processors.local.samples import BACKGROUNDS, Sample, Uint8, fixture_set
 
 BATCHED, UNBATCHED = "inpaint_short", "inpaint_short_unbatched"
 LEVELS = (1, 8, 32)

@@ -62,7 +62,7 @@ def stream_metrics() -> set[str]:
 
 
 def inference_metrics() -> set[str]:
-    """Every metric of the inference client (processors/inference_metrics.py)."""
-    from processors.inference_metrics import InferenceMetrics
+    """Every metric of the inference client (processors/inference/metrics.py)."""
+    from processors.inference.metrics import InferenceMetrics
 
     return exposed(InferenceMetrics)

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from streams.codec import decode
-from streams.keys import Keys
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.server import EmbeddedRedis
 from streams.settings import Settings

@@ -18,23 +18,23 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from processors.egress import AddressPolicy
-from processors.images import ImageFetcher, ImageSettings
-from processors.inference import InpaintClient
-from processors.inference_settings import TritonSettings
-from processors.memory_budget import MemoryBudget
-from processors.ocr import OcrEngine, OcrProcessor
-from processors.operate import OperateProcessor
-from processors.render import Renderer
-from processors.results import WebhookProcessor
-from processors.steps import Steps
-from processors.storage import LocalStore
-from processors.translate import TranslateSettings, build_translator
+from processors.egress.policy import AddressPolicy
+from processors.images.fetch import ImageFetcher, ImageSettings
+from processors.images.memory_budget import MemoryBudget
+from processors.images.storage import LocalStore
+from processors.inference.client import InpaintClient
+from processors.inference.settings import TritonSettings
+from processors.stages.ocr import OcrEngine, OcrProcessor
+from processors.stages.operate import OperateProcessor
+from processors.stages.render import Renderer
+from processors.stages.results import WebhookProcessor
+from processors.stages.steps import Steps
+from processors.translate.translator import TranslateSettings, build_translator
 from streams import legacy
-from streams.keys import Keys
 from streams.pipeline import Pipeline
 from streams.policy import RetryPolicy
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.settings import Settings, secrets, section
 from streams.stage import Stage
 

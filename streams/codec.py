@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from streams.errors import DecodeError, PayloadTooLarge
-from streams.lenient import read_ids
+from streams.text.lenient import read_ids
 
 VERSION = b"1"
 DEFAULT_MAX_BYTES = 1024 * 1024

@@ -10,7 +10,7 @@
       ProcessingError          raised by processors and middleware
         RetryableError         transient: retried by the stage's policy
           ProcessingTimeout    the handler ran past the stage's timeout
-          RateLimited          a shared rate limit has no slot soon enough (streams.ratelimit)
+          RateLimited          a shared rate limit has no slot soon enough (streams.redis.ratelimit)
           InferenceUnavailable Triton down, overloaded or past its deadline (processors)
         PermanentError         an error record at once, never retried
           InvalidPayload       the payload is not what the processor accepts

@@ -33,8 +33,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from streams.keys import Keys
 from streams.message import Handler, Message, Outgoing
+from streams.redis.keys import Keys
 from streams.redis.library import fcall
 
 log = logging.getLogger("millstream.legacy")
@@ -139,7 +139,7 @@ def error_contract(record: Mapping[str, Any]) -> dict[str, Any]:
     """``img:translate:error`` JSON from an error record: the task's own ids, or null.
 
     The ids are the record's ``ids``, read from the task's own text whatever
-    its JSON held (streams.error_records), so a number stays as written; a
+    its JSON held (streams.engine.error_records), so a number stays as written; a
     record without them (an older one) gives its payload's.
     """
     ids = record.get("ids")

@@ -2,7 +2,7 @@
 
 Stage figures are counted by the runner as things happen (outcomes once
 committed); stream and group figures (lengths, lag, pending, consumers, dead
-letters) are sampled from Redis by ``streams.stats`` and set here by the
+letters) are sampled from Redis by ``streams.redis.stats`` and set here by the
 worker's stats loop.
 
 Handler durations are a collector of our own (``Durations``): a
@@ -24,8 +24,8 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from streams.retention import Retained
-from streams.stats import StreamStats
+from streams.redis.retention import Retained
+from streams.redis.stats import StreamStats
 
 _STAGE = ["pipeline", "stage"]
 _GROUP = ["pipeline", "stream", "group"]

@@ -21,7 +21,7 @@ def chain(handler: Handler, middleware: Sequence[Middleware]) -> Handler:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """``name`` is the hash tag of every key of the pipeline (see streams.keys).
+    """``name`` is the hash tag of every key of the pipeline (see streams.redis.keys).
 
     ``on_stop`` closes what the factory opened (HTTP sessions, thread pools):
     the worker awaits each after its stages have stopped. ``registry`` holds the

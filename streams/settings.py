@@ -20,13 +20,13 @@ from typing import Any, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from streams.errors import ConfigError
-from streams.redact import redact, secret_values
+from streams.text.redact import redact, secret_values
 
 PREFIX = "MILLSTREAM_"
 T = TypeVar("T")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-RETAINED_BUCKETS = 9  # status and dedup buckets kept at once (streams.tasks.KEPT)
+RETAINED_BUCKETS = 9  # status and dedup buckets kept at once (streams.redis.tasks.KEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,7 @@ def check_unknown(environ: Mapping[str, str], classes: Iterable[type[Any]]) -> N
 
 
 def secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The secret values among the settings (keys, passwords, URL passwords), for ``streams.redact``."""
+    """The secret values among the settings (keys, passwords, URL passwords), for ``streams.text.redact``."""
     return secret_values(os.environ if environ is None else environ)
 
 

@@ -13,7 +13,7 @@ from streams.policy import RetryPolicy
 class Stage:
     """One consumer group reading ``source`` and writing to ``sinks``.
 
-    Streams are named logically ("tasks", "ocr"); ``streams.keys.Keys`` maps
+    Streams are named logically ("tasks", "ocr"); ``streams.redis.keys.Keys`` maps
     them to keys. ``processor`` takes one message, or a batch of up to
     ``batch_size`` messages when ``batched`` is true.
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from streams.keys import Keys
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.settings import Settings
 from tests.support.redis_server import RedisServer
 

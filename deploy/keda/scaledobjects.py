@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.keys import Keys
+from streams.redis.keys import Keys
 
 AUTH = "millstream-redis"
 

@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streams.delivery import Delivery, to_deliveries, to_delivery
-from streams.keys import Keys
 from streams.redis import resp
+from streams.redis.keys import Keys
 from streams.redis.library import fcall
 
 REPLY_TIMEOUT = 30.0  # seconds beyond a read's block time: a reply lost in a Redis restart

@@ -6,7 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from streams.redis.library import fcall
 
 

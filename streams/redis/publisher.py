@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from streams.codec import encode_payload, envelope
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from streams.redis.library import fcall
 from streams.settings import Settings
 

@@ -19,7 +19,7 @@ from types import TracebackType
 import redis
 
 from streams.errors import TransportError
-from streams.processes import terminate
+from streams.service.processes import terminate
 
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 

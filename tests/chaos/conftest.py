@@ -8,9 +8,9 @@ import orjson
 import pytest
 import redis as sync_redis
 
-from streams.keys import Keys
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from tests.support.redis_server import RedisServer

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import redis as sync_redis
 
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from tests.support.redis_server import RedisServer
 from tests.support.workers import WorkerProcess, wait_until
 

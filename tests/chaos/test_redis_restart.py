@@ -8,9 +8,9 @@ from pathlib import Path
 
 import redis as sync_redis
 
-from streams.keys import Keys
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.server import EmbeddedRedis
 from streams.settings import Settings

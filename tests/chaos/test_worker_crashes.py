@@ -9,7 +9,7 @@ from collections import Counter
 import orjson
 import redis as sync_redis
 
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from tests.chaos.conftest import outputs
 from tests.support.workers import wait_until
 

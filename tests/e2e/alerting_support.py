@@ -27,7 +27,7 @@ from deploy import _yaml
 from deploy.alertmanager.config import Timing, config
 from deploy.render import rule_files
 from deploy.thresholds import Thresholds, load
-from streams.processes import terminate
+from streams.service.processes import terminate
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 

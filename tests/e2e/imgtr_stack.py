@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from processors.pipeline import build
+from streams.service.supervisor import Child, Supervisor
 from streams.settings import Settings
-from streams.supervisor import Child, Supervisor
 from tests.support.workers import ROOT
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import redis as sync_redis
 
-from streams.keys import Keys
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from tests.conftest import require_tool

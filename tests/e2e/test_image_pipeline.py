@@ -14,8 +14,8 @@ import pytest
 import redis as sync_redis
 from PIL import Image
 
-from processors import samples
-from processors.triton_server import TritonOptions, TritonServer
+from processors.inference.server import TritonOptions, TritonServer
+from processors.local import samples
 from streams.legacy import ERROR, SUCCESS, TASKS
 from streams.redis.server import EmbeddedRedis
 from tests.conftest import require_font, require_tool

@@ -24,7 +24,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.server import free_port
 from streams.settings import Settings

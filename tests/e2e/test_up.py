@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 from PIL import Image
 
-from processors import samples
+from processors.local import samples
 from streams.redis.server import free_port
 from tests.conftest import require_font, require_tool
 from tests.support.triton import require_tritonserver

@@ -77,12 +77,12 @@ def measure(tasks: int, budget_mib: int, headroom_mib: int, width: int, height: 
 async def _burst(tasks: int, budget_mib: int, headroom_mib: int, width: int, height: int) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
-    from processors.images import ImageFetcher, ImageSettings
-    from processors.memory_budget import MemoryBudget
-    from processors.operate import OperateProcessor
-    from processors.render import Renderer
-    from processors.steps import Steps
-    from processors.storage import LocalStore
+    from processors.images.fetch import ImageFetcher, ImageSettings
+    from processors.images.memory_budget import MemoryBudget
+    from processors.images.storage import LocalStore
+    from processors.stages.operate import OperateProcessor
+    from processors.stages.render import Renderer
+    from processors.stages.steps import Steps
     from streams.message import Message
 
     work = Path(tempfile.mkdtemp(prefix="burst-memory-"))

@@ -9,9 +9,9 @@ import time
 import orjson
 from redis.asyncio import Redis
 
-from streams.deadletters import DeadLetters, Selection
-from streams.keys import Keys
 from streams.message import Message, Outgoing
+from streams.redis.deadletters import DeadLetters, Selection
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage

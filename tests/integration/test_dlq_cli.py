@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
-from streams.deadletters import Selection
-from streams.keys import Keys
+from streams.redis.deadletters import Selection
+from streams.redis.keys import Keys
 from streams.settings import Settings
 from tests.integration.test_dead_letters import Flaky, dead_letters_of
 from tests.support.workers import ROOT

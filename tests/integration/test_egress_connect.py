@@ -20,9 +20,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from processors.egress import AddressPolicy, EgressRefused, classify
-from processors.egress_http import EgressClient, connect_host
-from processors.egress_registry import IPV4, IPV6, METADATA
+from processors.egress.http import EgressClient, connect_host
+from processors.egress.policy import AddressPolicy, EgressRefused, classify
+from processors.egress.registry import IPV4, IPV6, METADATA
 
 POLICY = AddressPolicy.parse(("10.1.0.0/16", "allowed.example"))
 NAMES = ("a.example", "b.example", "allowed.example")

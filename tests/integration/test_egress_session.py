@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from processors.egress import AddressPolicy, EgressRefused
-from processors.egress_http import EgressClient
+from processors.egress.http import EgressClient
+from processors.egress.policy import AddressPolicy, EgressRefused
 
 LOOPBACK = AddressPolicy.parse(("127.0.0.1",))
 

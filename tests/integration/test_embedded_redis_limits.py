@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from processors.cli_up import MAX_BULK_BYTES
+from processors.local.up import MAX_BULK_BYTES
 from streams.redis.server import EmbeddedRedis
 from tests.conftest import require_tool
 

@@ -14,11 +14,11 @@ import pytest
 from redis.asyncio import Redis
 
 from streams.delivery import Delivery
-from streams.keys import Keys
+from streams.redis.commit import Committer, Envelope, Transition, Xadd
 from streams.redis.consumer import GroupConsumer
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
-from streams.redis.transitions import Committer, Envelope, Transition, Xadd
-from streams.tasks import task_status
+from streams.redis.tasks import task_status
 
 
 def committer(redis: Redis, keys: Keys, consumer: str) -> Committer:

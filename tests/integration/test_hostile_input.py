@@ -14,7 +14,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from streams.settings import Settings
 from tests.support.legacy_stack import legacy_stack
 

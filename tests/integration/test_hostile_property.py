@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.keys import Keys
-from streams.processes import terminate
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
+from streams.service.processes import terminate
 from streams.settings import Settings
 from tests.support.legacy_stack import legacy_stack
 from tests.support.redis_server import RedisServer

@@ -10,8 +10,7 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 
-from processors.images import DecodedImage, ImageFetcher, ImageSettings
-from processors.images_errors import (
+from processors.images.errors import (
     FileHardLinked,
     FileOutsideRoots,
     FileUrlsDisabled,
@@ -19,6 +18,7 @@ from processors.images_errors import (
     ImageTooLarge,
     InvalidImageUrl,
 )
+from processors.images.fetch import DecodedImage, ImageFetcher, ImageSettings
 from streams.errors import InvalidPayload, PermanentError
 
 

@@ -21,8 +21,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.typedefs import Handler
 from PIL import Image
 
-from processors.images import DecodedImage, ImageFetcher, ImageSettings
-from processors.images_errors import (
+from processors.images.errors import (
     AddressRefused,
     ImageHttpError,
     ImageTooLarge,
@@ -34,6 +33,7 @@ from processors.images_errors import (
     TruncatedImage,
     UnsupportedScheme,
 )
+from processors.images.fetch import DecodedImage, ImageFetcher, ImageSettings
 from streams.errors import InvalidPayload, PermanentError, RetryableError
 
 LOOPBACK_ALLOWED = ImageSettings(fetch_allow_hosts=("127.0.0.1",), fetch_timeout=2.0, max_image_bytes=200_000)

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from streams.codec import decode
 from streams.errors import DecodeError
-from streams.keys import Keys
 from streams.legacy import IngressRunner, LegacySettings, ListIngress, mirror_errors, mirror_success
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings, from_env
 from streams.stage import Stage

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors import cli_up
+from processors.local import up as cli_up
+from streams.service.worker import serve_metrics
 from streams.settings import Settings, from_env
-from streams.worker import serve_metrics
 from tests.support.redis_server import free_port
 
 LISTEN = "0A"

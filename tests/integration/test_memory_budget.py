@@ -19,18 +19,18 @@ import pytest
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from processors.images import ImageFetcher, ImageSettings
-from processors.images_decode import header_size
-from processors.images_errors import ImageTooManyPixels, NotAnImage, TruncatedImage
-from processors.images_limits import ImageAspectTooExtreme, ImageTooTall, ImageTooWide
-from processors.images_settings import SizeLimits
-from processors.memory_budget import MIB, MemoryBudget, ocr_bytes, operate_bytes
-from processors.ocr import OcrProcessor
-from processors.operate import OperateProcessor
+from processors.images.decode import header_size
+from processors.images.errors import ImageTooManyPixels, NotAnImage, TruncatedImage
+from processors.images.fetch import ImageFetcher, ImageSettings
+from processors.images.limits import ImageAspectTooExtreme, ImageTooTall, ImageTooWide
+from processors.images.memory_budget import MIB, MemoryBudget, ocr_bytes, operate_bytes
+from processors.images.settings import SizeLimits
+from processors.images.storage import LocalStore
 from processors.pipeline import build
-from processors.render import Renderer
-from processors.steps import Steps
-from processors.storage import LocalStore
+from processors.stages.ocr import OcrProcessor
+from processors.stages.operate import OperateProcessor
+from processors.stages.render import Renderer
+from processors.stages.steps import Steps
 from streams.message import Message
 from streams.settings import Settings
 from tests.integration.burst_memory import HEIGHT, WIDTH, EraseInpainter, FixedTranslator, run_isolated

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streams.keys import Keys
 from streams.message import Message, Outgoing
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage

@@ -6,9 +6,9 @@ import orjson
 from redis.asyncio import Redis
 
 from streams.errors import InvalidPayload
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.policy import RetryPolicy
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage
@@ -146,7 +146,7 @@ async def test_an_entry_over_the_limit_that_fails_transiently_is_not_copied_into
 async def test_a_batch_too_large_for_one_call_is_committed_in_parts_with_its_fencing(
     redis: Redis, keys: Keys, settings: Settings
 ):
-    from streams.redis.transitions import Committer, Envelope, Transition
+    from streams.redis.commit import Committer, Envelope, Transition
 
     await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(6)])
     await redis.xgroup_create(keys.stream("in"), "g", id="0")

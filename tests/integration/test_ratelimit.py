@@ -8,9 +8,9 @@ import pytest
 from redis.asyncio import Redis
 
 from streams.errors import RetryableError
-from streams.keys import Keys
-from streams.ratelimit import Rate, RateLimited, RateLimiter
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
+from streams.redis.ratelimit import Rate, RateLimited, RateLimiter
 from streams.settings import Settings
 
 # Two Redis round trips apart, the clock has moved on by a little.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.redis.consumer import GroupConsumer
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage

@@ -9,13 +9,13 @@ import uuid
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from streams.keys import Keys
+from streams.engine.runner import StageRunner
 from streams.legacy import mirror_errors
 from streams.message import Message, Outgoing
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
-from streams.runner import StageRunner
 from streams.settings import Settings
 from streams.stage import Stage
 from tests.support.pipelines import running, wait_for

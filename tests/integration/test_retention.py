@@ -9,11 +9,11 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from streams import retention
-from streams.keys import Keys
+from streams.redis import retention
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
+from streams.redis.tasks import KEPT, task_status
 from streams.settings import Settings
-from streams.tasks import KEPT, task_status
 from tests.support.pipelines import wait_for
 
 

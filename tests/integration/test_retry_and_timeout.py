@@ -11,10 +11,10 @@ from collections import defaultdict
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage

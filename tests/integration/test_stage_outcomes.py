@@ -6,13 +6,13 @@ import orjson
 from redis.asyncio import Redis
 
 from streams.errors import InvalidPayload
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.policy import RetryPolicy
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
+from streams.redis.tasks import task_status
 from streams.settings import Settings
 from streams.stage import Stage
-from streams.tasks import task_status
 from tests.support.pipelines import entries, payloads, running, wait_for, xlen_at_least
 
 

@@ -14,13 +14,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from streams import stats
-from streams.keys import Keys
 from streams.metrics import Metrics
+from streams.redis import stats
 from streams.redis.consumer import GroupConsumer
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
+from streams.redis.tasks import task_status
 from streams.settings import Settings
-from streams.tasks import task_status
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 

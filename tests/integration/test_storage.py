@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from processors.storage import LocalStore, image_name
-from processors.web import application
+from processors.images.storage import LocalStore, image_name
+from processors.local.web import application
 
 
 def pixels(height: int = 6, width: int = 5, value: int = 0) -> npt.NDArray[np.uint8]:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from streams.supervisor import Child, Supervisor
+from streams.service.supervisor import Child, Supervisor
 from tests.support.workers import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -46,7 +46,7 @@ def test_a_crashed_child_is_restarted_and_stop_ends_everything(tmp_path: Path):
 
 def test_children_die_with_a_killed_supervisor(tmp_path: Path):
     script = (
-        "import sys, time; from streams.supervisor import Child, Supervisor\n"
+        "import sys, time; from streams.service.supervisor import Child, Supervisor\n"
         "s = Supervisor()\n"
         f"[s.start(Child(f'c{{i}}', {SLEEPER!r})) for i in range(2)]\n"
         "print(' '.join(str(r.process.pid) for r in s.running.values()), flush=True)\n"

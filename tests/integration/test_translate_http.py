@@ -10,12 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from processors.translate import TranslateSettings, Translator, build_translator
-from processors.translate_fakes import FakeTranslateServer, Reply
-from processors.translate_http import TranslateRejected, TranslateUnavailable
+from processors.translate.http import TranslateRejected, TranslateUnavailable
+from processors.translate.translator import TranslateSettings, Translator, build_translator
 from streams.errors import PermanentError, RetryableError
-from streams.keys import Keys
 from streams.policy import RetryPolicy
+from streams.redis.keys import Keys
+from tests.support.translate_fakes import FakeTranslateServer, Reply
 
 FAST = RetryPolicy(base=0.01, factor=2.0, cap=0.02)
 TEXTS = ["包邮", "新品", "限时折扣"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from processors.translate import build_translator
-from processors.translate_fakes import FakeTranslateServer
+from processors.translate.translator import build_translator
+from tests.support.translate_fakes import FakeTranslateServer
 
 
 async def test_the_request_follows_the_libretranslate_protocol():

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.translate import Translator, build_translator
-from processors.translate_fakes import FakeTranslateServer, Reply
-from processors.translate_http import TranslateRejected
+from processors.translate.http import TranslateRejected
+from processors.translate.translator import Translator, build_translator
 from streams.policy import RetryPolicy
+from tests.support.translate_fakes import FakeTranslateServer, Reply
 
 TEXTS = ["包邮", "新品"]
 

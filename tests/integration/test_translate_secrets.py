@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from processors.translate import TranslateSettings, Translator, build_translator
-from processors.translate_http import MAX_REPLY_BYTES, TranslateRejected, TranslateUnavailable
+from processors.translate.http import MAX_REPLY_BYTES, TranslateRejected, TranslateUnavailable
+from processors.translate.translator import TranslateSettings, Translator, build_translator
 from streams.errors import ConfigError
 from streams.policy import RetryPolicy
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
-from streams.keys import Keys
 from streams.message import Message, Outgoing
 from streams.redis import library
 from streams.redis.connection import connect
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from streams.stage import Stage

@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from processors.egress import AddressPolicy
+from processors.egress.policy import AddressPolicy
 from processors.pipeline import NAME, TASK_STAGES, build
-from processors.results import WebhookProcessor, WebhookRejected, WebhookUnavailable
+from processors.stages.results import WebhookProcessor, WebhookRejected, WebhookUnavailable
 from streams.errors import InvalidPayload
-from streams.keys import Keys
 from streams.message import Message
+from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from tests.support.pipelines import payloads, running, wait_for

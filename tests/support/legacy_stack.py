@@ -22,10 +22,10 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from processors.pipeline import TASK_STAGES, build
-from streams.keys import Keys
+from streams.engine.runner import StageRunner
 from streams.legacy import IngressRunner, ListIngress, mirror_errors, mirror_success
 from streams.metrics import Metrics
-from streams.runner import StageRunner
+from streams.redis.keys import Keys
 from streams.settings import Settings
 from tests.support.pipelines import wait_for
 

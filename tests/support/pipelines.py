@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from streams.codec import decode
-from streams.keys import Keys
+from streams.engine.runner import StageRunner
 from streams.metrics import Metrics
-from streams.runner import StageRunner
+from streams.redis.keys import Keys
 from streams.settings import Settings
 from streams.stage import Stage
 

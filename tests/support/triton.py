@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.triton_server import TritonDistribution, TritonNotInstalled
+from processors.inference.server import TritonDistribution, TritonNotInstalled
 from tests.conftest import IN_CI
 
 

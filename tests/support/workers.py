@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from streams.processes import terminate
+from streams.service.processes import terminate
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

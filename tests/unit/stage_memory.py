@@ -5,7 +5,7 @@ line. STAGE is ``decode`` (bytes to RGB pixels, the part of every stage's
 fetch that costs memory), ``ocr`` (decode + OCR, as the ocr stage), ``operate`` (decode +
 mask + inference pre/postprocessing with Triton replaced by the identity +
 render + PNG encode, as the operate stage) or ``ocr-unfitted`` (decode + the
-engine called on the raw image, as main did before processors.ocr_fit).
+engine called on the raw image, as main did before processors.stages.ocr_fit).
 ``python -m tests.unit.stage_memory --table`` measures every case and stage and
 prints the table of docs/MEMORY.md.
 
@@ -55,7 +55,7 @@ TEXT = "限时特价"
 
 def image_bytes(width: int, height: int) -> bytes:
     """A white PNG with a line of text every 400 px, where the image is big enough to hold one."""
-    from processors.samples import find_cjk_font
+    from processors.local.samples import find_cjk_font
 
     canvas = Image.new("RGB", (width, height), "white")
     if width >= 200 and height >= 60:
@@ -78,19 +78,19 @@ def _status(field: str) -> int:
 
 
 def _decode(_: Any) -> Callable[[bytes], object]:
-    from processors.images_decode import decode
+    from processors.images.decode import decode
 
     return decode
 
 
 def _ocr(engine: Any) -> Callable[[bytes], object]:
-    from processors.images_decode import decode
+    from processors.images.decode import decode
 
     return lambda data: engine.read_sync(decode(data).pixels)
 
 
 def _ocr_unfitted(engine: Any) -> Callable[[bytes], object]:
-    from processors.images_decode import decode
+    from processors.images.decode import decode
 
     def run(data: bytes) -> object:
         rgb = decode(data).pixels
@@ -102,12 +102,12 @@ def _ocr_unfitted(engine: Any) -> Callable[[bytes], object]:
 def _operate(_: Any) -> Callable[[bytes], object]:
     from prometheus_client import CollectorRegistry
 
-    from processors.images_decode import decode
-    from processors.inference import InferenceConfig, InpaintClient, Variant
-    from processors.inpaint_tiles import ModelShape
-    from processors.mask import TextBox, build_mask
-    from processors.render import Placement, Renderer
-    from processors.storage import encode_png
+    from processors.images.decode import decode
+    from processors.images.storage import encode_png
+    from processors.inference.client import InferenceConfig, InpaintClient, Variant
+    from processors.inference.tiles import ModelShape
+    from processors.stages.mask import TextBox, build_mask
+    from processors.stages.render import Placement, Renderer
 
     class IdentityTriton(InpaintClient):
         async def infer(self, variant: Variant, images: Any, masks: Any) -> Any:
@@ -134,7 +134,7 @@ RUNS = {"decode": _decode, "ocr": _ocr, "ocr-unfitted": _ocr_unfitted, "operate"
 
 def measure(case: str, stage: str, headroom_mib: int) -> dict[str, Any]:
     """Run ``stage`` on ``case`` in this process under the rlimit; the report as a dict."""
-    from processors.ocr import OcrEngine
+    from processors.stages.ocr import OcrEngine
 
     engine = OcrEngine()
     if stage.startswith("ocr"):

@@ -10,16 +10,16 @@ import pytest
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from processors.images import ImageFetcher, ImageSettings
-from processors.ocr import OcrEngine, OcrProcessor
-from processors.operate import OperateProcessor
-from processors.render import Renderer
-from processors.samples import find_cjk_font, product_image
-from processors.steps import Steps
-from processors.storage import LocalStore
-from processors.translate import GlossaryTranslator
-from processors.translate_glossary import load_glossary
-from processors.translate_metrics import TranslateMetrics
+from processors.images.fetch import ImageFetcher, ImageSettings
+from processors.images.storage import LocalStore
+from processors.local.samples import find_cjk_font, product_image
+from processors.stages.ocr import OcrEngine, OcrProcessor
+from processors.stages.operate import OperateProcessor
+from processors.stages.render import Renderer
+from processors.stages.steps import Steps
+from processors.translate.glossary import load_glossary
+from processors.translate.metrics import TranslateMetrics
+from processors.translate.translator import GlossaryTranslator
 from streams import legacy
 from streams.message import Message
 

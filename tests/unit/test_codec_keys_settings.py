@@ -8,7 +8,7 @@ import pytest
 
 from streams.codec import decode, encode_payload, envelope
 from streams.errors import ConfigError, DecodeError, PayloadTooLarge
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from streams.settings import Settings, from_env
 
 LEGACY = ["img:translate:tasks", "img:translate:success", "img:translate:error", "hosting:tasks", "ocr:results"]

@@ -19,7 +19,7 @@ def known_series() -> set[str]:
     try:
         inference = inference_metrics()
     except ImportError:
-        pytest.skip("processors/inference_metrics.py is not there to name the inference metrics")
+        pytest.skip("processors/inference/metrics.py is not there to name the inference metrics")
     return stream_metrics() | inference | set(recording.names()) | BUILTIN
 
 

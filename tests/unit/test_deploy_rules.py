@@ -62,7 +62,7 @@ def test_rules_read_only_millstream_metrics_recorded_series_and_prometheus_built
 
 
 def test_inference_rules_read_metrics_the_inference_client_exposes():
-    pytest.importorskip("processors.inference_metrics")
+    pytest.importorskip("processors.inference.metrics")
     exposed = inference_metrics()
     for rule in all_rules():
         wanted = {n for n in names_in(rule["expr"]) if is_inference(n)}

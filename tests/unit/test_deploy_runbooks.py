@@ -51,7 +51,7 @@ def test_every_millstream_metric_is_documented():
 
 
 def test_every_inference_metric_is_documented():
-    pytest.importorskip("processors.inference_metrics")
+    pytest.importorskip("processors.inference.metrics")
     text = OPERATIONS.read_text()
     for name in sorted(base_names(inference_metrics())):
         assert f"`{name}`" in text, f"{name} is not described in {OPERATIONS}"

@@ -7,7 +7,7 @@ import subprocess
 from deploy.keda.scaledobjects import manifests
 from deploy.render import DEPLOY
 from deploy.thresholds import load
-from streams.keys import Keys
+from streams.redis.keys import Keys
 from tests.conftest import require_tool
 
 IMGTR_SOURCES = {"ocr": "tasks", "operate": "ocr", "results": "success"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from processors.egress import AddressPolicy, EgressRefused, display_url
-from processors.egress_http import checked_url, connect_host
+from processors.egress.http import checked_url, connect_host
+from processors.egress.policy import AddressPolicy, EgressRefused, display_url
 
 DEFAULT = AddressPolicy()
 RARE = ("is a rare IP address format (RFC 3986 section 7.4); write the address as four decimal numbers "

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from streams.delivery import Delivery, to_delivery
-from streams.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
-from streams.lenient import read_ids
+from streams.engine.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
 from streams.message import Message
+from streams.text.lenient import read_ids
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.translate_glossary import Glossary, Kind, is_han, load_glossary, parse_glossary
+from processors.translate.glossary import Glossary, Kind, is_han, load_glossary, parse_glossary
 
 SMALL = Glossary(
     phrases={"新品": "신상품", "新品上市": "신상품 출시", "上市": "출시", "包邮": "무료배송", "包": "가방",

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from processors.egress import AddressPolicy, EgressRefused, classify, embedded_ipv4, parse_literal
-from processors.egress_registry import IPV4, IPV6, METADATA, RULES
+from processors.egress.policy import AddressPolicy, EgressRefused, classify, embedded_ipv4, parse_literal
+from processors.egress.registry import IPV4, IPV6, METADATA, RULES
 
 DEFAULT = AddressPolicy()
 MAPPED, TEREDO = "IPv4-mapped (RFC 4291)", "Teredo (RFC 4380)"

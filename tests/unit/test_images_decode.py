@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processors.images_decode import decode, describe, sniff
-from processors.images_errors import ImageTooManyPixels, NotAnImage, TruncatedImage
+from processors.images.decode import decode, describe, sniff
+from processors.images.errors import ImageTooManyPixels, NotAnImage, TruncatedImage
 from streams.errors import PermanentError
 
 LIMIT = 40_000_000

@@ -8,10 +8,10 @@ import zlib
 import pytest
 from PIL import Image
 
-from processors.images_decode import decode
-from processors.images_errors import BadImage, ImageTooManyPixels, TruncatedImage
-from processors.images_limits import ImageAspectTooExtreme, ImageTooTall, ImageTooWide, check_size
-from processors.images_settings import ImageSettings, SizeLimits
+from processors.images.decode import decode
+from processors.images.errors import BadImage, ImageTooManyPixels, TruncatedImage
+from processors.images.limits import ImageAspectTooExtreme, ImageTooTall, ImageTooWide, check_size
+from processors.images.settings import ImageSettings, SizeLimits
 from streams.errors import PermanentError
 from tests.unit.test_images_decode import encoded, png_claiming
 

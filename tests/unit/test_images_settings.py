@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from processors.images import ImageSettings
-from processors.images_settings import ImageSettings as StandaloneImageSettings
+from processors.images.fetch import ImageSettings
+from processors.images.settings import ImageSettings as StandaloneImageSettings
 from streams.errors import ConfigError
 from streams.settings import check_unknown, load, registered_sections
 
@@ -33,7 +33,7 @@ def test_the_section_loads_without_the_image_extras_installed() -> None:
         "import sys\n"
         "for name in ('aiohttp', 'numpy', 'PIL', 'yarl', 'cv2', 'rapidocr_onnxruntime', 'tritonclient'):\n"
         "    sys.modules[name] = None\n"
-        "from processors.images_settings import ImageSettings\n"
+        "from processors.images.settings import ImageSettings\n"
         "from streams.settings import load\n"
         "print(load(ImageSettings, {'MILLSTREAM_MAX_IMAGE_WIDTH': '800'}).max_image_width)\n"
     )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.storage import LocalStore, UnsafeName, image_name
+from processors.images.storage import LocalStore, UnsafeName, image_name
 
 STORE = LocalStore("/srv/results", "http://127.0.0.1:8080/")
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels"

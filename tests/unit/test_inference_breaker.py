@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.circuit_breaker import BreakerPolicy, CircuitBreaker
+from processors.inference.circuit_breaker import BreakerPolicy, CircuitBreaker
 
 
 class Clock:

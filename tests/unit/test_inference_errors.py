@@ -7,10 +7,10 @@ import random
 import numpy as np
 import pytest
 
-from processors.inference_config import InferenceConfig, backoff, validated
-from processors.inference_errors import InferenceRejected, InferenceUnavailable, classify
-from processors.inference_stats import batch_stats_from_json, model_shape_from_json
-from processors.inpaint_tiles import ModelShape
+from processors.inference.config import InferenceConfig, backoff, validated
+from processors.inference.errors import InferenceRejected, InferenceUnavailable, classify
+from processors.inference.stats import batch_stats_from_json, model_shape_from_json
+from processors.inference.tiles import ModelShape
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_batch_sizes_are_read_from_triton_statistics_and_summed_over_versions() 
 
 
 def test_triton_settings_become_the_client_config_and_an_embedded_url_wins() -> None:
-    from processors.inference_settings import TritonSettings
+    from processors.inference.settings import TritonSettings
 
     settings = TritonSettings(triton_url="triton:8001", triton_short_concurrency=4, triton_breaker_reset=1.5)
 

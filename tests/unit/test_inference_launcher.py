@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.triton_server import TritonDistribution, TritonOptions, TritonServer, child_environment
+from processors.inference.server import TritonDistribution, TritonOptions, TritonServer, child_environment
 
 FAKE = TritonDistribution(
     binary=Path("/opt/t/bin/tritonserver"),

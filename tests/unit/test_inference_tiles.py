@@ -10,11 +10,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from processors.images_errors import BadImage
-from processors.images_limits import InferenceInputTooLarge
-from processors.images_settings import MAX_INFERENCE_BYTES
-from processors.inference import InferenceConfig, InpaintClient, Variant
-from processors.inpaint_tiles import (
+from processors.images.errors import BadImage
+from processors.images.limits import InferenceInputTooLarge
+from processors.images.settings import MAX_INFERENCE_BYTES
+from processors.inference.client import InferenceConfig, InpaintClient, Variant
+from processors.inference.tiles import (
     ModelShape,
     cut_tiles,
     input_bytes,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.mask import build_mask, parse_ocr_result
-from processors.steps import StepFailed, Steps
+from processors.stages.mask import build_mask, parse_ocr_result
+from processors.stages.steps import StepFailed, Steps
 from streams.errors import InvalidPayload, RetryableError
 
 OCR = [[[[10, 10], [50, 10], [50, 20], [10, 20]], ["包邮", 0.98]]]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.images_settings import ImageSettings, SizeLimits
-from processors.memory_budget import MIB, MemoryBudget, ocr_bytes, operate_bytes
+from processors.images.memory_budget import MIB, MemoryBudget, ocr_bytes, operate_bytes
+from processors.images.settings import ImageSettings, SizeLimits
 from streams.errors import ConfigError
 from streams.settings import load
 
@@ -266,7 +266,7 @@ def test_what_a_task_reserves_from_the_header_is_what_the_decoded_image_costs(
 
     from PIL import Image
 
-    from processors.images_decode import decode, header_size
+    from processors.images.decode import decode, header_size
 
     image, buffer = Image.new("RGB", (width, height), "white"), io.BytesIO()
     exif = Image.Exif()

@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
-from processors.images_settings import SizeLimits
-from processors.ocr import OcrEngine, OcrFailed, bands
-from processors.ocr_fit import (
+from processors.images.settings import SizeLimits
+from processors.local.samples import find_cjk_font
+from processors.stages.ocr import OcrEngine, OcrFailed, bands
+from processors.stages.ocr_fit import (
     MAX_DET_PIXELS,
     EngineGeometry,
     Fit,
@@ -21,7 +22,6 @@ from processors.ocr_fit import (
     fit,
     fitted_band,
 )
-from processors.samples import find_cjk_font
 
 LIMITS = SizeLimits()
 

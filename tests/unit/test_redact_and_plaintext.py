@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.plaintext import plain
-from streams.redact import MASK, RedactingFilter, redact, secret_values, url_password
+from streams.text.plaintext import plain
+from streams.text.redact import MASK, RedactingFilter, redact, secret_values, url_password
 
 CREDENTIAL_FORMS = [
     ("redis://:hunter2hunter2@cache:6379/0", "hunter2hunter2", "redis://:***@cache:6379/0"),

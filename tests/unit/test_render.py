@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.render import DEFAULT_FONT, Placement, Renderer, fit, text_colour
+from processors.stages.render import DEFAULT_FONT, Placement, Renderer, fit, text_colour
 from tests.conftest import require_font
 
 BOX = [(20.0, 30.0), (220.0, 30.0), (220.0, 70.0), (20.0, 70.0)]

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from processors.ocr import BAND, OVERLAP, bands, keep
-from processors.task import TranslateTask
+from processors.stages.ocr import BAND, OVERLAP, bands, keep
+from processors.stages.task import TranslateTask
 from streams.errors import InvalidPayload
 
 GOOD = {"request_id": "r1", "image_url": "http://x/a.png", "image_id": "i1", "is_long": False}

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.translate import TranslateSettings, build_translator
-from processors.translate_http import MalformedReply, translate_batch
-from processors.translate_libre import endpoint
-from processors.translate_libre import parse_reply as parse_libre
-from processors.translate_metrics import TranslateMetrics
-from processors.translate_openai import parse_content
-from processors.translate_openai import parse_reply as parse_chat
+from processors.translate.http import MalformedReply, translate_batch
+from processors.translate.libre import endpoint
+from processors.translate.libre import parse_reply as parse_libre
+from processors.translate.metrics import TranslateMetrics
+from processors.translate.openai import parse_content
+from processors.translate.openai import parse_reply as parse_chat
+from processors.translate.translator import TranslateSettings, build_translator
 
 
 def chat(content: Any, finish_reason: str = "stop") -> dict[str, Any]:

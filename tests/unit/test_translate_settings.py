@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.translate import GlossaryTranslator, TranslateSettings, build_translator
+from processors.translate.translator import GlossaryTranslator, TranslateSettings, build_translator
 from streams.errors import ConfigError
 from streams.settings import check_unknown, load, registered_sections
 

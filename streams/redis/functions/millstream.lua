@@ -14,7 +14,7 @@
 -- So a record is kept at least ttl (its bucket is deleted only once KEPT - 1
 -- newer ones opened, each a span after the one before) unless a count bound
 -- dropped it sooner, at most about ttl * 9/8 under steady traffic, and a lookup
--- (streams.tasks, ms_publish) reads KEPT buckets, newest first.
+-- (streams.redis.tasks, ms_publish) reads KEPT buckets, newest first.
 -- Events: one entry per batch, field `t` listing [request_id, state, entry] of
 -- every transition in it, in order. Stage names, states and entry ids need no
 -- JSON escaping (stage names are checked by Keys).
@@ -314,7 +314,7 @@ end
 
 -- ms_retain: KEYS = status head, dedup head (Keys.status_head, Keys.seen_head);
 -- ARGV = now_ms, status count bound, dedup count bound (0: none).
--- The count bounds, run by upkeep (streams.retention): opens the next bucket of
+-- The count bounds, run by upkeep (streams.redis.retention): opens the next bucket of
 -- a kind whose current bucket holds a ninth of its bound or more (which deletes
 -- the oldest), then deletes the oldest older buckets while they all hold more
 -- than the bound (a bucket fuller than a ninth: more arrived between two runs).

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.circuit_breaker import BreakerPolicy, CircuitBreaker
-from processors.inference import InferenceConfig, InpaintClient
-from processors.triton_server import TritonDistribution, TritonOptions, TritonServer
+from processors.inference.circuit_breaker import BreakerPolicy, CircuitBreaker
+from processors.inference.client import InferenceConfig, InpaintClient
+from processors.inference.server import TritonDistribution, TritonOptions, TritonServer
 from tests.support.triton import require_tritonserver
 
 

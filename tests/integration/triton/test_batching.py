@@ -6,8 +6,8 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from processors.inference import InpaintClient
-from processors.samples import fixture_set
+from processors.inference.client import InpaintClient
+from processors.local.samples import fixture_set
 
 
 async def test_thirty_two_concurrent_requests_are_executed_in_batches(

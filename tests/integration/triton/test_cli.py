@@ -12,7 +12,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from processors.triton_server import DEFAULT_MODEL_REPOSITORY, TritonDistribution, free_port
+from processors.inference.server import DEFAULT_MODEL_REPOSITORY, TritonDistribution, free_port
 
 
 def small_repository(root: Path) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.inference import InpaintClient
-from processors.samples import fixture_set, make_sample, product_image
-from processors.triton_server import TritonServer
+from processors.inference.client import InpaintClient
+from processors.inference.server import TritonServer
+from processors.local.samples import fixture_set, make_sample, product_image
 
 
 async def test_both_models_are_loaded_and_ready(triton_server: TritonServer, client: InpaintClient) -> None:

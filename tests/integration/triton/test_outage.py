@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.circuit_breaker import BreakerPolicy, CircuitBreaker
-from processors.inference import InferenceConfig, InpaintClient
-from processors.inference_errors import CIRCUIT_OPEN, InferenceUnavailable
-from processors.samples import fixture_set
-from processors.triton_server import TritonDistribution, TritonOptions, TritonServer
+from processors.inference.circuit_breaker import BreakerPolicy, CircuitBreaker
+from processors.inference.client import InferenceConfig, InpaintClient
+from processors.inference.errors import CIRCUIT_OPEN, InferenceUnavailable
+from processors.inference.server import TritonDistribution, TritonOptions, TritonServer
+from processors.local.samples import fixture_set
 from tests.integration.triton.conftest import ManualClock, wait_until
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.inference import InpaintClient
-from processors.inpaint_metrics import opencv_inpaint, psnr_table
-from processors.samples import MaskKind, fixture_set
+from processors.inference.client import InpaintClient
+from processors.inference.inpaint_metrics import opencv_inpaint, psnr_table
+from processors.local.samples import MaskKind, fixture_set
 
 pytest.importorskip("cv2", reason="opencv-python-headless comes with the dev extra")
 

@@ -1,0 +1,1 @@
+"""The one egress policy for every outbound HTTP request."""

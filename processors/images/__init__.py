@@ -1,0 +1,1 @@
+"""Images: fetch, check, decode, bound their memory, store results."""

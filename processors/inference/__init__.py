@@ -1,0 +1,1 @@
+"""Inference on Triton: the client, its configs and errors, the embedded server."""

@@ -1,0 +1,1 @@
+"""The local stack: ``millstream up``, its web face, samples, submitting tasks."""

@@ -1,0 +1,1 @@
+"""The stages of the image-translation pipeline and the task they share."""

@@ -1,0 +1,1 @@
+"""Translation: the Translator contract, its providers and the glossary."""

@@ -1,0 +1,1 @@
+"""The engine: read → handle → commit, on any transport (streams.transport)."""

@@ -1,0 +1,96 @@
+"""Inbox: the bounded in-process buffer between the reader and the handlers.
+
+``held`` counts entries read from Redis and not yet committed, wherever they
+are (queued, in a handler, awaiting commit); each remembers the fence token
+it was read under (streams.redis.commit). The reader asks for ``room()``
+before each read, so at most ``capacity`` entries are ever held: no reading
+ahead, and backpressure reaches Redis. ``close()`` returns the entries no
+handler started, so shutdown can hand them back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from streams.delivery import Delivery
+
+
+class Inbox:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._queue: deque[Delivery] = deque()
+        self._held: dict[str, tuple[float, str]] = {}
+        self._changed = asyncio.Condition()
+        self.closed = False
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, entry_id: object) -> bool:
+        """Whether entry ``entry_id`` is held."""
+        return entry_id in self._held
+
+    def free(self) -> int:
+        return max(0, self.capacity - len(self._held))
+
+    def held_since(self, older_than: float) -> list[str]:
+        """Ids of entries held since before monotonic time ``older_than`` (for lease renewal)."""
+        return [i for i, (at, _) in self._held.items() if at < older_than]
+
+    def suspects(self, entry_ids: Iterable[str], token: str) -> list[int]:
+        """Positions of the ids not held under fence ``token`` (read under an older one)."""
+        held, missing = self._held, (0.0, None)
+        return [i for i, e in enumerate(entry_ids) if held.get(e, missing)[1] != token]
+
+    async def room(self) -> int:
+        """Wait until at least one more entry may be held; return how many."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.free() > 0 or self.closed)
+            return self.free()
+
+    async def hold(self, deliveries: Iterable[Delivery], token: str) -> None:
+        """Count ``deliveries`` as held (read from Redis under fence ``token``, not yet committed)."""
+        now = time.monotonic()
+        for d in deliveries:
+            self._held[d.id] = (now, token)
+
+    async def enqueue(self, deliveries: Iterable[Delivery]) -> None:
+        """Queue held deliveries for the handlers."""
+        async with self._changed:
+            self._queue.extend(deliveries)
+            self._changed.notify_all()
+
+    def touch(self, ids: Iterable[str]) -> None:
+        """Mark ``ids`` as renewed now (their lease was extended in Redis)."""
+        now = time.monotonic()
+        for i in ids:
+            if i in self._held:
+                self._held[i] = (now, self._held[i][1])
+
+    async def take(self, limit: int = 1) -> list[Delivery]:
+        """Up to ``limit`` queued deliveries, waiting for one; [] once closed."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._queue) or self.closed)
+            if self.closed:
+                return []
+            return [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+
+    async def release(self, ids: Iterable[str]) -> None:
+        """Forget committed (or fenced-off) entries, making room for more."""
+        async with self._changed:
+            for i in ids:
+                self._held.pop(i, None)
+            self._changed.notify_all()
+
+    async def close(self) -> list[Delivery]:
+        """Stop handing out work; return the queued deliveries no handler started."""
+        async with self._changed:
+            self.closed = True
+            unstarted = list(self._queue)
+            self._queue.clear()
+            self._changed.notify_all()
+            return unstarted

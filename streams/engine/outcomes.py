@@ -1,0 +1,146 @@
+"""Outcomes: what each decision writes, as transitions for the committer.
+
+* forward: one envelope per output, into the stage's sinks (or a named stream)
+* retry: the entry, attempt + 1, into the source's delayed set, due later
+* error: an error record (streams.engine.error_records: built whatever the entry holds)
+* dead letter: the entry with its provenance in the stage's DLQ, and an error
+  record so the task is never silently lost (docs/decisions/dead-letters-also-error.md)
+* hand back: an unstarted entry re-appended to its own stream at shutdown
+* last resort: the error record of an entry whose handling raised where nothing
+  should (a bug, or an input no step foresaw), so the runner goes on
+
+Texts that leave the process (error messages, the DLQ's reason and last_error,
+the retry history ``errs``) are redacted with the stage's known ``secrets``.
+Only ``forward`` is on the hot path; the others build records and are not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import orjson
+
+from streams.codec import Fields, encode_payload
+from streams.delivery import Delivery
+from streams.engine.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
+from streams.message import Outgoing
+from streams.policy import describe
+from streams.redis.commit import Envelope, Op, Rpush, Transition, Xadd, Zadd
+from streams.redis.keys import Keys
+from streams.stage import Stage
+
+ERROR_HISTORY = 5
+ENVELOPE_BYTES = 64 * 1024  # room for an envelope's own fields and provenance beyond the payload
+
+
+def _text(fields: Fields, **replace: str) -> list[str]:
+    """An entry's fields as text (junk bytes replaced), with some replaced or added: for JSON."""
+    merged = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+    merged.update(replace)
+    return [part for pair in merged.items() for part in pair]
+
+
+def _history(errs: bytes | None) -> list[str]:
+    """The retry error history kept in field ``errs`` (a JSON list of texts); [] if it is not one."""
+    try:
+        old = orjson.loads(errs) if errs else []
+    except orjson.JSONDecodeError:
+        return []
+    return [e[:MAX_MESSAGE_CHARS] for e in old if type(e) is str] if type(old) is list else []
+
+
+def _request_id(rid: object) -> str:
+    """A processor's own request id for an output, checked: it travels as an argument to Redis."""
+    if type(rid) is not str or not (rid.isascii() or rid == rid.encode(errors="replace").decode()):
+        raise TypeError(f"an output's request_id must be text (UTF-8), got {type(rid).__name__}")
+    return rid
+
+
+def _flat(fields: Fields, **add: str) -> list[bytes]:
+    """An entry's fields exactly as read, with some replaced or added."""
+    merged = {**fields, **{k.encode(): v.encode() for k, v in add.items()}}
+    return [part for pair in merged.items() for part in pair]
+
+
+class Outcomes:
+    def __init__(self, keys: Keys, stage: Stage, consumer: str, max_payload_bytes: int,
+                 secrets: Sequence[str] = ()) -> None:
+        self.keys, self.stage, self.consumer = keys, stage, consumer
+        self.max_payload_bytes, self.secrets = max_payload_bytes, tuple(secrets)
+        self.source = keys.stream(stage.source)
+        self._sinks = tuple(keys.stream(name) for name in stage.sinks)
+        self.records = ErrorRecords(keys.errors, stage.name, stage.source, max_payload_bytes, secrets)
+
+    def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
+        """Raises PayloadTooLarge before anything is written when an output is too big."""
+        message = d.message
+        assert message is not None
+        if len(outputs) == 1 and len(self._sinks) == 1:  # the common case, in short
+            out = outputs[0]
+            if out.stream is None and out.list is None:
+                data = encode_payload(out.payload, self.max_payload_bytes)
+                rid = _request_id(out.request_id) if out.request_id else message.request_id
+                envelope = Envelope(self._sinks[0], data, rid, message.origin_ms)
+                return Transition(d.id, message.request_id, "forwarded", (envelope,))
+        ops: list[Op] = []
+        for out in outputs:
+            data = encode_payload(out.payload, self.max_payload_bytes)
+            if out.list is not None:
+                ops.append(Rpush(out.list, data))
+                continue
+            rid = _request_id(out.request_id) if out.request_id else message.request_id
+            origin = message.origin_ms
+            targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
+            ops += [Envelope(key, data, rid, origin) for key in targets]
+        state = "forwarded" if ops else "done"
+        return Transition(d.id, d.request_id, state, ops)
+
+    def oversized(self, d: Delivery) -> str:
+        """Why ``d`` is too large to copy into a retry or a dead letter, or "" when it is not.
+
+        Only entries written around the publisher can be (XADD by hand): copying one
+        of 100 MB would hold Redis for a tenth of a second, once per retry.
+        """
+        size = sum(map(len, d.flat))
+        if size <= self.max_payload_bytes + ENVELOPE_BYTES:
+            return ""
+        return (f"the entry is {size} bytes, over the payload limit of {self.max_payload_bytes} bytes "
+                "(MILLSTREAM_MAX_PAYLOAD_BYTES): not retried or dead-lettered")
+
+    def retry(self, d: Delivery, delay: float, reason: str) -> Transition:
+        assert d.message is not None
+        history = [*_history(d.fields.get(b"errs"))[-(ERROR_HISTORY - 1):], clean(reason, self.secrets)]
+        errs = orjson.dumps(history).decode()
+        fields = _text(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
+        member = orjson.dumps(fields).decode()
+        due = int((time.time() + delay) * 1000)
+        delayed = Zadd(self.keys.delayed(self.stage.source), due, member)
+        return Transition(d.id, d.request_id, "retrying", [delayed])
+
+    def error(self, d: Delivery, reason: str) -> Transition:
+        return Transition(d.id, d.request_id, "failed", [self.records.build(d, reason)])
+
+    def last_resort(self, d: Delivery, error: BaseException) -> Transition:
+        """The error record of an entry whose handling raised ``error``; never raises."""
+        try:
+            reason = f"internal error while handling entry {d.id}: {describe(error)}"
+        except Exception:  # noqa: BLE001 - an exception whose str() raises still ends the task
+            reason = f"internal error while handling entry {d.id}: {type(error).__name__}"
+        return Transition(d.id, d.request_id, "failed", [self.records.build(d, reason)])
+
+    def dead_letter(self, d: Delivery, reason: str, last_error: str) -> Transition:
+        provenance = {
+            "source": self.source, "group": self.stage.group, "entry_id": d.id,
+            "deliveries": str(d.deliveries),
+            "attempts": str(d.message.attempt if d.message else 1),
+            "reason": clean(reason, self.secrets), "last_error": clean(last_error, self.secrets),
+            "consumer": self.consumer, "stage": self.stage.name,
+            "dead_at": str(int(time.time() * 1000)),
+        }
+        fields = _flat(d.fields, **provenance)
+        ops: list[Op] = [Xadd(self.keys.dlq(self.stage.name), fields), self.records.build(d, reason)]
+        return Transition(d.id, d.request_id, "dead_lettered", ops)
+
+    def hand_back(self, d: Delivery) -> Transition:
+        return Transition(d.id, d.request_id, "handed_back", [Xadd(self.source, _flat(d.fields))])

@@ -1,0 +1,332 @@
+"""StageRunner: read → handle → commit, plus the upkeep that keeps delivery honest.
+
+One runner serves one stage in one process, as consumer ``settings.consumer``:
+
+* read: own pending entries first (an earlier run's), then new ones, never
+  holding more than ``max_in_flight`` (the Inbox);
+* work: ``concurrency`` loops take deliveries and handle them (handling.py);
+* commit: one loop applies finished transitions in batches, one FCALL each;
+  an entry is acknowledged only in the call that writes its outcome, and only
+  while it is still ours (fencing; entries carry the fence token they were
+  read under, so a commit checks only those that may have been taken);
+* upkeep: heartbeat and lease renewal, claiming entries of dead or stalled
+  consumers, moving due retries back, trimming acknowledged entries;
+* stop: stop reading, hand back unstarted entries at once, let handlers finish
+  within the grace period (hand back the rest), commit, drop the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from streams.delivery import Delivery
+from streams.engine.handling import Handling
+from streams.engine.inbox import Inbox
+from streams.engine.outbox import Outbox
+from streams.engine.outcomes import Outcomes
+from streams.engine.watchdog import Slot
+from streams.message import Middleware
+from streams.metrics import Metrics
+from streams.pipeline import chain
+from streams.redis import retention
+from streams.redis.commit import Committer, Transition, Verdict
+from streams.redis.consumer import GroupConsumer
+from streams.redis.deadletters import DeadLetters
+from streams.redis.keys import Keys
+from streams.redis.maintenance import promote_due, trim_acknowledged, trim_unread
+from streams.settings import Settings
+from streams.stage import Stage
+from streams.timing import pause
+
+log = logging.getLogger("millstream.runner")
+READ_BLOCK_MS = 500
+COMMIT_BATCH = 500
+COMMITS_IN_FLIGHT = 3
+
+
+class StageRunner:
+    def __init__(self, redis: Redis, keys: Keys, stage: Stage, settings: Settings,
+                 metrics: Metrics, middleware: Sequence[Middleware] = (),
+                 secrets: Sequence[str] = ()) -> None:
+        """``secrets``: known secret values, masked in error records and dead letters (text.redact)."""
+        self.redis, self.keys, self.stage, self.settings = redis, keys, stage, settings
+        self.metrics = metrics.for_stage(keys.pipeline, stage.name)
+        self.inbox = Inbox(stage.max_in_flight)
+        self.group = GroupConsumer(redis, keys, stage.source, stage.group, settings.consumer)
+        self.committer = Committer(
+            redis, keys, keys.stream(stage.source), stage.group, settings.consumer, stage.name,
+            int(settings.status_ttl * 1000), settings.events_maxlen, stage.max_in_flight,
+        )
+        self.outcomes = Outcomes(keys, stage, settings.consumer, settings.max_payload_bytes, secrets)
+        handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
+        self.handling = Handling(stage, handler, self.outcomes, self.metrics)
+        self._outbox = Outbox()
+        self.dead_letters = DeadLetters(redis, keys, settings)
+        self._stop = asyncio.Event()
+        self._halt = asyncio.Event()  # ends the upkeep loops once everything is committed
+        self._reading = False
+        self._token = ""  # this consumer's fence token, as last seen in Redis
+        # Claims and scans that hand this consumer entries take turns, so a scan
+        # for lost entries never mistakes entries being claimed for lost ones.
+        self._claims = asyncio.Lock()
+        self._unsure = False  # a read or claim failed: its entries may be ours in Redis, unknown here
+        self.started = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the runner to shut down gracefully; ``run`` returns when it has."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.group.ensure_group()
+        self._token = await self.committer.token()
+        self.metrics.deadline.set(self.stage.deadline)
+        await self._heartbeat()
+        async with asyncio.TaskGroup() as tg:
+            upkeep = [tg.create_task(self._every(i, f)) for i, f in self._upkeep_jobs()]
+            committer = tg.create_task(self._commit_loop())
+            watchdog = tg.create_task(self.handling.watchdog.run())
+            workers = [tg.create_task(self._work()) for _ in range(self.stage.concurrency)]
+            reader = tg.create_task(self._read())
+            self.started.set()
+            await self._stop.wait()
+            await self._shutdown(reader, workers)
+            await self._outbox.drained()
+            # Not cancel(): a cancellation can be lost inside a Redis call and leave a loop running.
+            self._halt.set()
+            _, stuck = await asyncio.wait(upkeep, timeout=10)
+            for task in [*stuck, committer, watchdog]:  # these two only wait on in-process events
+                task.cancel()
+        await self.group.close()
+        await self.committer.close()
+        await self.redis.delete(self.keys.heartbeat(self.stage.group, self.settings.consumer))
+
+    # -- read ---------------------------------------------------------------
+
+    async def _read(self) -> None:
+        # The token is taken before each read: a claim after it changes the token in Redis.
+        self._reading = True
+        async with self._claims:
+            token = self._token
+            async for page in self.group.own_pending(self.stage.max_in_flight):
+                await self._hold(page, token)
+                token = self._token
+        self._reading = False
+        while not self._stop.is_set():
+            room = await self.inbox.room()
+            self._reading = True
+            try:
+                if self._unsure:
+                    await self._recover_lost()
+                token = self._token
+                batch = await self.group.read_new(min(room, self.stage.batch_size), READ_BLOCK_MS)
+                await self._hold(batch, token)
+            except (RedisError, OSError) as error:  # Redis restarting, loading, unreachable
+                self._unsure = True
+                log.warning("stage %s: read failed (%s); retrying in 1s", self.stage.name, error)
+                await asyncio.sleep(1)
+            finally:
+                self._reading = False
+
+    async def _recover_lost(self) -> None:
+        """Hold the entries a failed read or claim gave this consumer in Redis without its knowing.
+
+        Nobody else would take them before their deadline: this consumer is alive.
+        """
+        async with self._claims:
+            token = self._token
+            lost = await self.group.claim_lost(self.inbox)
+            self._unsure = False
+        if lost:
+            log.warning("stage %s: %d entries whose delivery was lost with a connection are "
+                        "taken up again", self.stage.name, len(lost))
+            await self._hold(lost, token)
+
+    async def _hold(self, deliveries: list[Delivery], token: str) -> None:
+        """Take ownership in the inbox; screened-out entries go straight to commit."""
+        await self.inbox.hold(deliveries, token)
+        runnable = []
+        for d in deliveries:
+            screened = self.handling.screen(d)
+            if screened is None:
+                runnable.append(d)
+            else:
+                self._outbox.put(screened)
+        await self.inbox.enqueue(runnable)
+        self.metrics.in_flight.set(self.inbox.held)
+
+    # -- work ---------------------------------------------------------------
+
+    async def _work(self) -> None:
+        async with self.handling.watchdog.worker() as slot:
+            while batch := await self.inbox.take(self._take_limit):
+                await (self._handle_batch(batch, slot) if self.stage.batched
+                       else self._handle_each(batch, slot))
+
+    @property
+    def _take_limit(self) -> int:
+        """A lone worker takes what is queued; several take one each, to share the work."""
+        return self.stage.batch_size if self.stage.batched or self.stage.concurrency == 1 else 1
+
+    async def _handle_each(self, batch: list[Delivery], slot: Slot) -> None:
+        for i, d in enumerate(batch):
+            if self.inbox.closed:  # stopping: the rest was never started
+                self._hand_back(batch[i:])
+                return
+            try:
+                self._outbox.put(await self.handling.one(d, slot))
+            except asyncio.CancelledError:  # grace period over: nothing written, hand back
+                self._hand_back(batch[i:])
+                raise
+
+    async def _handle_batch(self, batch: list[Delivery], slot: Slot) -> None:
+        try:
+            transitions = await self.handling.batch(batch, slot)
+        except asyncio.CancelledError:
+            self._hand_back(batch)
+            raise
+        for t in transitions:
+            self._outbox.put(t)
+
+    def _hand_back(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            self._outbox.put(self.outcomes.hand_back(d))
+        self.metrics.handed_back.inc(len(deliveries))
+
+    # -- commit -------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        """Send each batch as it is ready, with up to COMMITS_IN_FLIGHT awaiting their replies.
+
+        Waiting for one commit's reply before sending the next doubled the
+        per-stage latency under load (docs/BENCHMARKS.md). Batches hold
+        distinct entries, and fencing holds for each on its own.
+        """
+        slots = asyncio.Semaphore(COMMITS_IN_FLIGHT)
+        async with asyncio.TaskGroup() as commits:
+            while True:
+                await slots.acquire()
+                batch = await self._outbox.take(COMMIT_BATCH)
+                commits.create_task(self._commit(batch, slots))
+
+    async def _commit(self, batch: list[Transition], slots: asyncio.Semaphore) -> None:
+        try:
+            verdict = await self._commit_until_done(batch)
+        finally:
+            slots.release()
+        if verdict.token != self._token:
+            log.info("stage %s: entries were claimed from this consumer; the entries held "
+                     "now are checked one by one at commit", self.stage.name)
+            self._token = verdict.token
+        if verdict.fenced:
+            self.metrics.fenced.inc(len(verdict.fenced))
+            log.info("stage %s: %d outcome(s) dropped, entries now owned by another consumer",
+                     self.stage.name, len(verdict.fenced))
+            fenced = set(verdict.fenced)
+            self.metrics.committed(t.state for i, t in enumerate(batch) if i not in fenced)
+        else:
+            self.metrics.committed(t.state for t in batch)
+        await self.inbox.release(t.entry_id for t in batch)
+        self.metrics.in_flight.set(self.inbox.held)
+        self._outbox.done(len(batch))
+
+    async def _commit_until_done(self, batch: list[Transition]) -> Verdict:
+        """Commit, retrying through Redis outages: entries stay held (and fenced) meanwhile.
+
+        A failed call may have been applied with its reply lost, so a retry
+        checks every entry: one already committed is no longer pending, and
+        is skipped rather than written twice.
+        """
+        token = self._token
+        suspect = self.inbox.suspects([t.entry_id for t in batch], token)
+        delay = 0.1
+        while True:
+            try:
+                return await self.committer.commit(batch, token, suspect)
+            except Exception as error:  # noqa: BLE001 - keep the outcome and retry, whatever failed
+                log.warning("stage %s: commit of %d failed (%s); retrying in %.1fs",
+                            self.stage.name, len(batch), error, delay)
+                suspect = list(range(len(batch)))
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    # -- upkeep -------------------------------------------------------------
+
+    def _upkeep_jobs(self) -> list[tuple[float, Callable[[], Awaitable[object]]]]:
+        s = self.settings
+        return [
+            (s.heartbeat_ttl / 3, self._heartbeat),
+            (s.heartbeat_ttl / 3, self._renew_leases),
+            (s.claim_interval, self._reclaim),
+            (min(1.0, s.claim_interval), self._promote),
+            (s.trim_interval, self._trim),
+        ]
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[object]]) -> None:
+        while not await pause(self._halt, interval):
+            try:
+                await job()
+            except Exception as error:  # noqa: BLE001 - upkeep must outlive Redis hiccups
+                log.warning("stage %s: %s failed: %s", self.stage.name, job.__name__, error)
+
+    async def _promote(self) -> None:
+        await promote_due(self.redis, self.keys, self.stage.source)
+
+    async def _trim(self) -> None:
+        await trim_acknowledged(self.redis, self.keys.stream(self.stage.source))
+        await self.dead_letters.apply_retention(self.stage.name)
+        await retention.enforce(self.redis, self.keys, self.settings)  # the count bounds
+        await trim_unread(self.redis, self.keys.errors, self.settings.errors_max_len)
+
+    async def _heartbeat(self) -> None:
+        key = self.keys.heartbeat(self.stage.group, self.settings.consumer)
+        await self.redis.set(key, int(time.time() * 1000), px=int(self.settings.heartbeat_ttl * 1000))
+
+    async def _renew_leases(self) -> None:
+        """Keep entries we still work on from being claimed as stale by live peers."""
+        old = self.inbox.held_since(time.monotonic() - self.stage.deadline / 2)
+        self.inbox.touch(await self.group.renew(old))
+
+    async def _reclaim(self) -> None:
+        async with self._claims:
+            try:
+                for consumer in await self.group.consumers():
+                    if consumer != self.settings.consumer and self.inbox.free():
+                        token = self._token
+                        claimed = await self.group.claim_dead(consumer, self.inbox.free())
+                        await self._claimed(claimed, "dead_consumer", token)
+                if self.inbox.free():
+                    token = self._token
+                    stale = await self.group.claim_stale(int(self.stage.deadline * 1000), self.inbox.free())
+                    await self._claimed(stale, "deadline", token)
+            except BaseException:
+                self._unsure = True  # a claim whose reply was lost left its entries ours in Redis
+                raise
+
+    async def _claimed(self, deliveries: list[Delivery], reason: str, token: str) -> None:
+        if deliveries:
+            counter = self.metrics.claimed_dead if reason == "dead_consumer" else self.metrics.claimed_stale
+            counter.inc(len(deliveries))
+            log.info("stage %s: claimed %d entries (%s)", self.stage.name, len(deliveries), reason)
+            await self._hold(deliveries, token)
+
+    # -- stop ---------------------------------------------------------------
+
+    async def _shutdown(self, reader: asyncio.Task[None], workers: list[asyncio.Task[None]]) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_grace
+        if not self._reading:
+            reader.cancel()  # waiting for room: nothing is in flight from Redis
+        await asyncio.wait([reader])
+        self._hand_back(await self.inbox.close())
+        _, late = await asyncio.wait(workers, timeout=max(0.0, deadline - time.monotonic()))
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("stage %s: %d handler(s) still running after the grace period; "
+                        "their entries are handed back", self.stage.name, len(late))
+            await asyncio.wait(late)

@@ -1,0 +1,142 @@
+"""The Redis keyspace of one pipeline: every key millstream writes, in one place.
+
+All keys of a pipeline share the hash tag ``{<pipeline>}`` so that the Redis
+functions which touch several of them run on Redis Cluster too. With namespace
+``ms`` and pipeline ``imgtr``:
+
+=====================================  ==========  ==========================================
+key                                    type        written by / meaning
+=====================================  ==========  ==========================================
+``ms:{imgtr}:stream:<name>``           stream      producers and stages; consumer group per stage
+``ms:{imgtr}:stream:errors``           stream      error records (final failures, bad input)
+``ms:{imgtr}:dlq:<stage>``             stream      dead letters of one stage, with provenance
+``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
+``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
+``ms:{imgtr}:fences``                  hash        <stream>/<group>/<consumer> -> fence token
+``ms:{imgtr}:status:<n>``              hash        request_id -> last transition (JSON); bucket n
+``ms:{imgtr}:status:head``             hash        n: the current status bucket, at: when it opened
+``ms:{imgtr}:seen:<n>``                hash        request_id -> its first entry id (dedup); bucket n
+``ms:{imgtr}:seen:head``               hash        n, at: the current dedup bucket
+``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
+``ms:{imgtr}:audit``                   stream      operator actions on dead letters (replay, purge)
+``ms:{imgtr}:ratelimit:<name>``        string      a shared rate limit's state (streams.redis.ratelimit)
+=====================================  ==========  ==========================================
+
+Status and dedup records are kept in at most nine numbered buckets each
+(see functions/millstream.lua and streams.redis.retention): bounded by time
+(status_ttl, dedup_window) and, when set, by count (status_max_records,
+dedup_max_keys). ``<namespace>:{<pipeline>}:dedup:<request_id>`` string keys
+were the dedup records of earlier versions; they expire within a day of the
+upgrade and are no longer written.
+
+Consumer groups are named after the stage that reads the stream. Every key
+starts with ``<namespace>:{``, so none can equal a legacy list name such as
+``img:translate:tasks`` (see CONTRACTS.md); ``Keys`` refuses namespaces that
+could.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from streams.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+LEGACY_PREFIXES = ("img:", "hosting:", "ocr:")
+ERRORS = "errors"
+
+
+def _checked(kind: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise ConfigError(kind, f"{value!r} must be letters, digits, '_', '.' or '-'")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names for pipeline ``pipeline`` under ``namespace``."""
+
+    namespace: str
+    pipeline: str
+
+    def __post_init__(self) -> None:
+        _checked("namespace", self.namespace)
+        _checked("pipeline", self.pipeline)
+        if any(f"{self.namespace}:".startswith(p) for p in LEGACY_PREFIXES):
+            raise ConfigError("namespace", f"{self.namespace!r} collides with legacy list names")
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}:{{{self.pipeline}}}"
+
+    def stream(self, name: str) -> str:
+        return f"{self.prefix}:stream:{_checked('stream', name)}"
+
+    @property
+    def errors(self) -> str:
+        """Error records: an ordinary stream (logical name "errors"), so stages can read it."""
+        return self.stream(ERRORS)
+
+    def dlq(self, stage: str) -> str:
+        return f"{self.prefix}:dlq:{_checked('stage', stage)}"
+
+    def delayed(self, stream_name: str) -> str:
+        return f"{self.prefix}:delayed:{stream_name}"
+
+    def heartbeat(self, group: str, consumer: str) -> str:
+        return f"{self.prefix}:hb:{group}:{consumer}"
+
+    @property
+    def fences(self) -> str:
+        """Fence tokens: changed for a consumer whenever a claim takes entries from it."""
+        return f"{self.prefix}:fences"
+
+    @property
+    def status_prefix(self) -> str:
+        return f"{self.prefix}:status:"
+
+    def status(self, bucket: int) -> str:
+        """The status hash of bucket ``bucket`` (see streams.redis.tasks)."""
+        return f"{self.status_prefix}{bucket}"
+
+    @property
+    def status_head(self) -> str:
+        """Which status bucket is current, and since when (ms)."""
+        return f"{self.status_prefix}head"
+
+    @property
+    def seen_prefix(self) -> str:
+        """Prefix of the dedup buckets: ms_publish derives it from ``status_prefix`` (status: -> seen:)."""
+        return f"{self.prefix}:seen:"
+
+    def seen(self, bucket: int) -> str:
+        """The dedup hash of bucket ``bucket``: request_id -> the first entry's id."""
+        return f"{self.seen_prefix}{bucket}"
+
+    @property
+    def seen_head(self) -> str:
+        return f"{self.seen_prefix}head"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    def ratelimit(self, name: str) -> str:
+        return f"{self.prefix}:ratelimit:{_checked('rate limit', name)}"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
+    def dedup(self, request_id: str) -> str:
+        """The key the publisher declares per item: the dedup string key of earlier versions.
+
+        Dedup records now live in the ``seen`` buckets; the key is declared only
+        (it keeps the call on the pipeline's cluster slot) and never written.
+        """
+        return f"{self.prefix}:dedup:{request_id}"
+
+    def stream_name(self, key: str) -> str:
+        """Inverse of :meth:`stream`: the logical name of a stream key."""
+        return key.removeprefix(f"{self.prefix}:stream:")

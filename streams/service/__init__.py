@@ -1,0 +1,1 @@
+"""Processes that run pipelines: the worker, the exporter, the supervisor."""

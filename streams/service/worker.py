@@ -1,0 +1,111 @@
+"""Running a pipeline's stages in this process: signals, metrics endpoint, stats.
+
+``run(pipeline, settings)`` runs until SIGTERM or SIGINT, then stops every
+stage gracefully (see StageRunner) and returns, so the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, start_http_server
+from redis.asyncio import Redis
+
+from streams.engine.runner import StageRunner
+from streams.legacy import IngressRunner
+from streams.metrics import Metrics
+from streams.pipeline import Pipeline
+from streams.redis import library, stats
+from streams.redis.connection import connect
+from streams.redis.keys import Keys
+from streams.settings import Settings, secrets
+from streams.timing import pause
+
+log = logging.getLogger("millstream.worker")
+GC_YOUNG = 10_000
+
+
+def serve_metrics(settings: Settings, registry: CollectorRegistry) -> None:
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
+        except OSError as error:
+            raise SystemExit(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({error}); "
+                "set MILLSTREAM_METRICS_PORT to a free port, or 0 to turn the endpoint off"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+
+
+async def _stats_loop(redis: Redis, keys: Keys, streams: Sequence[str], metrics: Metrics,
+                      interval: float, stop: asyncio.Event) -> None:
+    while True:
+        for stream in streams:
+            try:
+                metrics.observe(keys.pipeline, await stats.sample(redis, keys, stream))
+            except Exception as error:  # noqa: BLE001 - a missed sample is not fatal
+                log.warning("stats of %s failed: %s", stream, error)
+        if await pause(stop, interval):
+            return
+
+
+def _settle_heap() -> None:
+    """Exempt what start-up built from garbage collection, and collect young objects less often.
+
+    A full collection walks every tracked object, and the modules of a worker
+    (redis, prometheus, typer, a pipeline's own) are most of them: on a no-op
+    stage collections took a third of the CPU (docs/decisions/0011-worker-gc.md).
+    Entries in flight are short-lived and acyclic, so young collections find
+    little; they run per GC_YOUNG container allocations (at least) instead of 700.
+    """
+    gc.collect()
+    gc.freeze()
+    young, *older = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG), *older)
+
+
+async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str] = (),
+              registry: CollectorRegistry | None = None) -> None:
+    """Run the named stages (all by default) until SIGTERM/SIGINT."""
+    stages, bridges = pipeline.parts(stage_names)
+    registry = registry or pipeline.registry or CollectorRegistry()
+    metrics = Metrics(registry)
+    serve_metrics(settings, registry)
+    keys = Keys(settings.namespace, pipeline.name)
+    redis = connect(settings)
+    await library.load(redis)
+    known = secrets()
+    runners: list[StageRunner | IngressRunner] = [
+        StageRunner(redis, keys, s, settings, metrics, pipeline.middleware, known) for s in stages
+    ]
+    runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen,
+                              settings.max_payload_bytes) for b in bridges]
+    _settle_heap()
+    def stop_all() -> None:
+        for runner in runners:
+            runner.stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_all)
+    log.info("consumer %s running %s of pipeline %s", settings.consumer,
+             ", ".join([s.name for s in stages] + [b.name for b in bridges]), pipeline.name)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sources = sorted({s.source for s in stages})
+            done = asyncio.Event()
+            tg.create_task(_stats_loop(redis, keys, sources, metrics, settings.stats_interval, done))
+            await asyncio.gather(*(r.run() for r in runners))
+            done.set()  # not cancel(): a cancellation can be lost inside a Redis call
+    finally:
+        for close in pipeline.on_stop:
+            try:
+                await close()
+            except Exception as error:  # noqa: BLE001 - one failing close must not skip the others
+                log.warning("closing %s failed: %s", close, error)
+        await redis.aclose()
+    log.info("consumer %s stopped cleanly", settings.consumer)

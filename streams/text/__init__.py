@@ -1,0 +1,1 @@
+"""Text that leaves the process: redaction, plain text, ids read leniently."""
