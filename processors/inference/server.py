@@ -39,7 +39,7 @@ from types import TracebackType
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
-DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parents[1] / "triton_models"
+DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parents[2] / "triton_models"
 
 
 class TritonNotInstalled(FileNotFoundError):
