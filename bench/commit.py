@@ -26,10 +26,11 @@ from redis.asyncio import Redis
 from streams.codec import encode_payload, envelope
 from streams.delivery import Delivery
 from streams.redis import library
-from streams.redis.commit import Committer, Envelope, Transition
+from streams.redis.commit import Committer
 from streams.redis.consumer import GroupConsumer
 from streams.redis.keys import Keys
 from streams.redis.server import EmbeddedRedis
+from streams.transition import Forward, State, Transition
 
 STATUS_TTL_MS = 86_400_000
 EVENTS_MAXLEN = 10_000
@@ -51,8 +52,8 @@ def _cpu_ns(pid: int) -> int:
 
 
 def _forwards(keys: Keys, held: list[Delivery]) -> list[Transition]:
-    return [Transition(d.id, d.request_id, "forwarded",
-                       (Envelope(keys.stream("out"), d.fields[b"d"], d.request_id, 0),)) for d in held]
+    return [Transition(d.id, d.request_id, State.FORWARDED,
+                       (Forward("out", d.fields[b"d"], d.request_id, 0),)) for d in held]
 
 
 async def _round(redis: Redis, keys: Keys, batch: int, commits: int, n: int) -> tuple[float, float]:

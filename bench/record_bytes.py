@@ -31,6 +31,7 @@ from streams.redis.connection import connect
 from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.server import EmbeddedRedis
+from streams.redis.transport import RedisTransport
 from streams.settings import Settings
 from streams.stage import Stage
 
@@ -67,7 +68,7 @@ async def _fail(redis: Redis, keys: Keys, settings: Settings, failures: int) -> 
         await publisher.publish_many("bad", [(task(n), None) for n in range(i, min(failures, i + 100))])
     # one attempt, then the DLQ: an error record and a dead letter per task
     stage = Stage("refuse", "bad", _refuse, batch_size=100, max_deliveries=1)
-    runner = StageRunner(redis, keys, stage, settings, Metrics(CollectorRegistry()))
+    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, Metrics(CollectorRegistry()))
     job = asyncio.create_task(runner.run())
     while await redis.xlen(keys.dlq("refuse")) < failures:  # noqa: ASYNC110 - polls Redis, no event to wait on
         await asyncio.sleep(0.05)

@@ -12,6 +12,15 @@ from streams.message import Handler, Middleware
 from streams.stage import Stage
 
 
+def refuse_batched_middleware(stage: Stage, middleware: Sequence[Middleware]) -> None:
+    """Middleware wraps the handler of one message; a batched stage has none to wrap, so it refuses."""
+    if middleware and stage.batched:
+        raise ValueError(
+            f"stage {stage.name!r} is batched, and middleware wraps the handler of one message: "
+            "it would not run for its batches. Run this stage in a pipeline without middleware, "
+            "or do the middleware's work inside the batch processor")
+
+
 def chain(handler: Handler, middleware: Sequence[Middleware]) -> Handler:
     """Wrap ``handler`` so that the first middleware listed runs outermost."""
     for wrap in reversed(middleware):
@@ -36,6 +45,8 @@ class Pipeline:
     registry: CollectorRegistry | None = None
 
     def __post_init__(self) -> None:
+        for stage in self.stages:
+            refuse_batched_middleware(stage, self.middleware)
         names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]
         if len(set(names)) != len(names):
             raise ValueError(f"pipeline {self.name!r}: stage names must be unique, got {names}")

@@ -30,9 +30,9 @@ import orjson
 
 from streams.codec import printable
 from streams.delivery import Delivery
-from streams.redis.commit import Envelope
 from streams.text.lenient import IDS, MAX_ID_CHARS, read_ids, safe_text
 from streams.text.redact import redact
+from streams.transition import ErrorRecord
 
 MAX_MESSAGE_CHARS = 4096
 RAW_PREFIX_BYTES = 256
@@ -87,18 +87,18 @@ def _size(raw: str | dict[str, str]) -> int:
 class ErrorRecords:
     """Builds the error records of one stage (entries of ``stream`` read by ``stage``)."""
 
-    def __init__(self, errors: str, stage: str, stream: str, limit: int, secrets: Iterable[str] = ()) -> None:
-        self.errors, self.stage, self.stream, self.limit = errors, stage, stream, limit
+    def __init__(self, stage: str, stream: str, limit: int, secrets: Iterable[str] = ()) -> None:
+        self.stage, self.stream, self.limit = stage, stream, limit
         self.secrets = tuple(secrets)
 
-    def build(self, d: Delivery, reason: str) -> Envelope:
+    def build(self, d: Delivery, reason: str) -> ErrorRecord:
         """The record of ``d`` failing for ``reason``; never raises."""
         try:
             return self._full(d, reason)
         except Exception:  # noqa: BLE001 - the record must be written whatever went wrong
             return self._bare(d, reason)
 
-    def _full(self, d: Delivery, reason: str) -> Envelope:
+    def _full(self, d: Delivery, reason: str) -> ErrorRecord:
         ids = task_ids(d)
         record: dict[str, Any] = {
             "request_id": d.request_id, "error_message": clean(reason, self.secrets),
@@ -118,9 +118,9 @@ class ErrorRecords:
                 bounded = {"raw": _prefix(raw), "raw_bytes": _size(raw), **ids}
                 data = orjson.dumps({**record, "payload": bounded})
         origin = d.message.origin_ms if d.message is not None else 0
-        return Envelope(self.errors, data, d.request_id, origin)
+        return ErrorRecord(data, d.request_id, origin)
 
-    def _bare(self, d: Delivery, reason: str) -> Envelope:
+    def _bare(self, d: Delivery, reason: str) -> ErrorRecord:
         """A record of texts only, for when the full one could not be built."""
         rid = _or(lambda: safe_text(d.request_id)[:MAX_ID_CHARS], f"entry:{d.id}")
         ids = _or(lambda: task_ids(d), dict.fromkeys(IDS))
@@ -129,7 +129,7 @@ class ErrorRecords:
             "timestamp": int(time.time()), "stage": self.stage, "entry_id": d.id, "stream": self.stream,
             "ids": ids, "payload": {"raw": None, **ids},
         }
-        return Envelope(self.errors, orjson.dumps(record), rid, 0)
+        return ErrorRecord(orjson.dumps(record), rid, 0)
 
 
 def _or(build: Any, default: Any) -> Any:

@@ -26,8 +26,8 @@ from streams.errors import PayloadTooLarge, ProcessingTimeout
 from streams.message import BatchHandler, Handler, Outgoing
 from streams.metrics import StageMetrics
 from streams.policy import Action, decide, describe
-from streams.redis.commit import Transition
 from streams.stage import Stage
+from streams.transition import Transition
 
 Result = Sequence[Outgoing] | BaseException
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.redis.commit import Transition
+from streams.transition import Transition
 
 
 class Outbox:

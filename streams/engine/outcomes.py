@@ -25,11 +25,12 @@ from streams.codec import Fields, encode_payload
 from streams.delivery import Delivery
 from streams.engine.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
 from streams.message import Outgoing
+from streams.names import checked
 from streams.policy import describe
-from streams.redis.commit import Envelope, Op, Rpush, Transition, Xadd, Zadd
-from streams.redis.keys import Keys
 from streams.stage import Stage
+from streams.transition import Append, DeadLetter, Delay, Forward, ListPush, Op, State, Transition
 
+FORWARDED = State.FORWARDED  # the hot path's state, looked up once
 ERROR_HISTORY = 5
 ENVELOPE_BYTES = 64 * 1024  # room for an envelope's own fields and provenance beyond the payload
 
@@ -64,13 +65,19 @@ def _flat(fields: Fields, **add: str) -> list[bytes]:
 
 
 class Outcomes:
-    def __init__(self, keys: Keys, stage: Stage, consumer: str, max_payload_bytes: int,
+    """The transitions of one stage's entries.
+
+    ``source`` is the transport's name of the stage's source (streams.transport:
+    ``address``): dead letters and error records name where their entry was read.
+    """
+
+    def __init__(self, stage: Stage, consumer: str, source: str, max_payload_bytes: int,
                  secrets: Sequence[str] = ()) -> None:
-        self.keys, self.stage, self.consumer = keys, stage, consumer
+        self.stage, self.consumer, self.source = stage, consumer, source
         self.max_payload_bytes, self.secrets = max_payload_bytes, tuple(secrets)
-        self.source = keys.stream(stage.source)
-        self._sinks = tuple(keys.stream(name) for name in stage.sinks)
-        self.records = ErrorRecords(keys.errors, stage.name, stage.source, max_payload_bytes, secrets)
+        self._sinks = tuple(checked("stream", name) for name in stage.sinks)
+        self._named: set[str] = set()  # stream names of outputs, checked once
+        self.records = ErrorRecords(stage.name, stage.source, max_payload_bytes, secrets)
 
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""
@@ -81,20 +88,26 @@ class Outcomes:
             if out.stream is None and out.list is None:
                 data = encode_payload(out.payload, self.max_payload_bytes)
                 rid = _request_id(out.request_id) if out.request_id else message.request_id
-                envelope = Envelope(self._sinks[0], data, rid, message.origin_ms)
-                return Transition(d.id, message.request_id, "forwarded", (envelope,))
+                forward = Forward(self._sinks[0], data, rid, message.origin_ms)
+                return Transition(d.id, message.request_id, FORWARDED, (forward,))
         ops: list[Op] = []
         for out in outputs:
             data = encode_payload(out.payload, self.max_payload_bytes)
             if out.list is not None:
-                ops.append(Rpush(out.list, data))
+                ops.append(ListPush(out.list, data))
                 continue
             rid = _request_id(out.request_id) if out.request_id else message.request_id
             origin = message.origin_ms
-            targets = self._sinks if out.stream is None else (self.keys.stream(out.stream),)
-            ops += [Envelope(key, data, rid, origin) for key in targets]
-        state = "forwarded" if ops else "done"
+            targets = self._sinks if out.stream is None else (self._stream(out.stream),)
+            ops += [Forward(name, data, rid, origin) for name in targets]
+        state = FORWARDED if ops else State.DONE
         return Transition(d.id, d.request_id, state, ops)
+
+    def _stream(self, name: str) -> str:
+        """An output's stream name, checked (a bad one raises ConfigError before anything is written)."""
+        if name not in self._named:
+            self._named.add(checked("stream", name))
+        return name
 
     def oversized(self, d: Delivery) -> str:
         """Why ``d`` is too large to copy into a retry or a dead letter, or "" when it is not.
@@ -113,13 +126,11 @@ class Outcomes:
         history = [*_history(d.fields.get(b"errs"))[-(ERROR_HISTORY - 1):], clean(reason, self.secrets)]
         errs = orjson.dumps(history).decode()
         fields = _text(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
-        member = orjson.dumps(fields).decode()
         due = int((time.time() + delay) * 1000)
-        delayed = Zadd(self.keys.delayed(self.stage.source), due, member)
-        return Transition(d.id, d.request_id, "retrying", [delayed])
+        return Transition(d.id, d.request_id, State.RETRYING, [Delay(self.stage.source, due, fields)])
 
     def error(self, d: Delivery, reason: str) -> Transition:
-        return Transition(d.id, d.request_id, "failed", [self.records.build(d, reason)])
+        return Transition(d.id, d.request_id, State.FAILED, [self.records.build(d, reason)])
 
     def last_resort(self, d: Delivery, error: BaseException) -> Transition:
         """The error record of an entry whose handling raised ``error``; never raises."""
@@ -127,7 +138,7 @@ class Outcomes:
             reason = f"internal error while handling entry {d.id}: {describe(error)}"
         except Exception:  # noqa: BLE001 - an exception whose str() raises still ends the task
             reason = f"internal error while handling entry {d.id}: {type(error).__name__}"
-        return Transition(d.id, d.request_id, "failed", [self.records.build(d, reason)])
+        return Transition(d.id, d.request_id, State.FAILED, [self.records.build(d, reason)])
 
     def dead_letter(self, d: Delivery, reason: str, last_error: str) -> Transition:
         provenance = {
@@ -139,8 +150,8 @@ class Outcomes:
             "dead_at": str(int(time.time() * 1000)),
         }
         fields = _flat(d.fields, **provenance)
-        ops: list[Op] = [Xadd(self.keys.dlq(self.stage.name), fields), self.records.build(d, reason)]
-        return Transition(d.id, d.request_id, "dead_lettered", ops)
+        ops: list[Op] = [DeadLetter(self.stage.name, fields), self.records.build(d, reason)]
+        return Transition(d.id, d.request_id, State.DEAD_LETTERED, ops)
 
     def hand_back(self, d: Delivery) -> Transition:
-        return Transition(d.id, d.request_id, "handed_back", [Xadd(self.source, _flat(d.fields))])
+        return Transition(d.id, d.request_id, State.HANDED_BACK, [Append(self.stage.source, _flat(d.fields))])

@@ -1,11 +1,13 @@
 """StageRunner: read → handle → commit, plus the upkeep that keeps delivery honest.
 
-One runner serves one stage in one process, as consumer ``settings.consumer``:
+One runner serves one stage in one process, as consumer ``settings.consumer``,
+through the part of a transport that ``Transport.for_stage`` gives it
+(streams.transport: Redis in production, streams.testing in tests):
 
 * read: own pending entries first (an earlier run's), then new ones, never
   holding more than ``max_in_flight`` (the Inbox);
 * work: ``concurrency`` loops take deliveries and handle them (handling.py);
-* commit: one loop applies finished transitions in batches, one FCALL each;
+* commit: one loop applies finished transitions in batches, each atomically;
   an entry is acknowledged only in the call that writes its outcome, and only
   while it is still ours (fencing; entries carry the fence token they were
   read under, so a commit checks only those that may have been taken);
@@ -22,9 +24,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from streams.delivery import Delivery
 from streams.engine.handling import Handling
 from streams.engine.inbox import Inbox
@@ -33,16 +32,12 @@ from streams.engine.outcomes import Outcomes
 from streams.engine.watchdog import Slot
 from streams.message import Middleware
 from streams.metrics import Metrics
-from streams.pipeline import chain
-from streams.redis import retention
-from streams.redis.commit import Committer, Transition, Verdict
-from streams.redis.consumer import GroupConsumer
-from streams.redis.deadletters import DeadLetters
-from streams.redis.keys import Keys
-from streams.redis.maintenance import promote_due, trim_acknowledged, trim_unread
+from streams.pipeline import chain, refuse_batched_middleware
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.timing import pause
+from streams.transition import Transition, Verdict
+from streams.transport import Transport
 
 log = logging.getLogger("millstream.runner")
 READ_BLOCK_MS = 500
@@ -51,31 +46,27 @@ COMMITS_IN_FLIGHT = 3
 
 
 class StageRunner:
-    def __init__(self, redis: Redis, keys: Keys, stage: Stage, settings: Settings,
-                 metrics: Metrics, middleware: Sequence[Middleware] = (),
-                 secrets: Sequence[str] = ()) -> None:
+    def __init__(self, transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
+                 middleware: Sequence[Middleware] = (), secrets: Sequence[str] = ()) -> None:
         """``secrets``: known secret values, masked in error records and dead letters (text.redact)."""
-        self.redis, self.keys, self.stage, self.settings = redis, keys, stage, settings
-        self.metrics = metrics.for_stage(keys.pipeline, stage.name)
+        refuse_batched_middleware(stage, middleware)
+        self.stage, self.settings = stage, settings
+        self.transport = transport.for_stage(stage, settings.consumer)
+        self.metrics = metrics.for_stage(transport.pipeline, stage.name)
         self.inbox = Inbox(stage.max_in_flight)
-        self.group = GroupConsumer(redis, keys, stage.source, stage.group, settings.consumer)
-        self.committer = Committer(
-            redis, keys, keys.stream(stage.source), stage.group, settings.consumer, stage.name,
-            int(settings.status_ttl * 1000), settings.events_maxlen, stage.max_in_flight,
-        )
-        self.outcomes = Outcomes(keys, stage, settings.consumer, settings.max_payload_bytes, secrets)
+        source = self.transport.address(stage.source)
+        self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets)
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
         self.handling = Handling(stage, handler, self.outcomes, self.metrics)
         self._outbox = Outbox()
-        self.dead_letters = DeadLetters(redis, keys, settings)
         self._stop = asyncio.Event()
         self._halt = asyncio.Event()  # ends the upkeep loops once everything is committed
         self._reading = False
-        self._token = ""  # this consumer's fence token, as last seen in Redis
+        self._token = ""  # this consumer's fence token, as last seen in the transport
         # Claims and scans that hand this consumer entries take turns, so a scan
         # for lost entries never mistakes entries being claimed for lost ones.
         self._claims = asyncio.Lock()
-        self._unsure = False  # a read or claim failed: its entries may be ours in Redis, unknown here
+        self._unsure = False  # a read or claim failed: its entries may be ours in the transport, unknown here
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -83,8 +74,8 @@ class StageRunner:
         self._stop.set()
 
     async def run(self) -> None:
-        await self.group.ensure_group()
-        self._token = await self.committer.token()
+        await self.transport.join()
+        self._token = await self.transport.token()
         self.metrics.deadline.set(self.stage.deadline)
         await self._heartbeat()
         async with asyncio.TaskGroup() as tg:
@@ -97,14 +88,12 @@ class StageRunner:
             await self._stop.wait()
             await self._shutdown(reader, workers)
             await self._outbox.drained()
-            # Not cancel(): a cancellation can be lost inside a Redis call and leave a loop running.
+            # Not cancel(): a cancellation can be lost inside a transport call and leave a loop running.
             self._halt.set()
             _, stuck = await asyncio.wait(upkeep, timeout=10)
             for task in [*stuck, committer, watchdog]:  # these two only wait on in-process events
                 task.cancel()
-        await self.group.close()
-        await self.committer.close()
-        await self.redis.delete(self.keys.heartbeat(self.stage.group, self.settings.consumer))
+        await self.transport.leave()
 
     # -- read ---------------------------------------------------------------
 
@@ -113,7 +102,7 @@ class StageRunner:
         self._reading = True
         async with self._claims:
             token = self._token
-            async for page in self.group.own_pending(self.stage.max_in_flight):
+            async for page in self.transport.own_pending(self.stage.max_in_flight):
                 await self._hold(page, token)
                 token = self._token
         self._reading = False
@@ -124,9 +113,9 @@ class StageRunner:
                 if self._unsure:
                     await self._recover_lost()
                 token = self._token
-                batch = await self.group.read_new(min(room, self.stage.batch_size), READ_BLOCK_MS)
+                batch = await self.transport.read_new(min(room, self.stage.batch_size), READ_BLOCK_MS)
                 await self._hold(batch, token)
-            except (RedisError, OSError) as error:  # Redis restarting, loading, unreachable
+            except self.transport.transient as error:  # an outage: a server restarting, unreachable
                 self._unsure = True
                 log.warning("stage %s: read failed (%s); retrying in 1s", self.stage.name, error)
                 await asyncio.sleep(1)
@@ -134,13 +123,13 @@ class StageRunner:
                 self._reading = False
 
     async def _recover_lost(self) -> None:
-        """Hold the entries a failed read or claim gave this consumer in Redis without its knowing.
+        """Hold the entries a failed read or claim gave this consumer in the transport without its knowing.
 
         Nobody else would take them before their deadline: this consumer is alive.
         """
         async with self._claims:
             token = self._token
-            lost = await self.group.claim_lost(self.inbox)
+            lost = await self.transport.claim_lost(self.inbox)
             self._unsure = False
         if lost:
             log.warning("stage %s: %d entries whose delivery was lost with a connection are "
@@ -236,7 +225,7 @@ class StageRunner:
         self._outbox.done(len(batch))
 
     async def _commit_until_done(self, batch: list[Transition]) -> Verdict:
-        """Commit, retrying through Redis outages: entries stay held (and fenced) meanwhile.
+        """Commit, retrying through outages: entries stay held (and fenced) meanwhile.
 
         A failed call may have been applied with its reply lost, so a retry
         checks every entry: one already committed is no longer pending, and
@@ -247,7 +236,7 @@ class StageRunner:
         delay = 0.1
         while True:
             try:
-                return await self.committer.commit(batch, token, suspect)
+                return await self.transport.commit(batch, token, suspect)
             except Exception as error:  # noqa: BLE001 - keep the outcome and retry, whatever failed
                 log.warning("stage %s: commit of %d failed (%s); retrying in %.1fs",
                             self.stage.name, len(batch), error, delay)
@@ -271,41 +260,38 @@ class StageRunner:
         while not await pause(self._halt, interval):
             try:
                 await job()
-            except Exception as error:  # noqa: BLE001 - upkeep must outlive Redis hiccups
+            except Exception as error:  # noqa: BLE001 - upkeep must outlive outages
                 log.warning("stage %s: %s failed: %s", self.stage.name, job.__name__, error)
 
     async def _promote(self) -> None:
-        await promote_due(self.redis, self.keys, self.stage.source)
+        await self.transport.promote_due()
 
     async def _trim(self) -> None:
-        await trim_acknowledged(self.redis, self.keys.stream(self.stage.source))
-        await self.dead_letters.apply_retention(self.stage.name)
-        await retention.enforce(self.redis, self.keys, self.settings)  # the count bounds
-        await trim_unread(self.redis, self.keys.errors, self.settings.errors_max_len)
+        await self.transport.trim()
 
     async def _heartbeat(self) -> None:
-        key = self.keys.heartbeat(self.stage.group, self.settings.consumer)
-        await self.redis.set(key, int(time.time() * 1000), px=int(self.settings.heartbeat_ttl * 1000))
+        await self.transport.heartbeat(self.settings.heartbeat_ttl)
 
     async def _renew_leases(self) -> None:
         """Keep entries we still work on from being claimed as stale by live peers."""
         old = self.inbox.held_since(time.monotonic() - self.stage.deadline / 2)
-        self.inbox.touch(await self.group.renew(old))
+        self.inbox.touch(await self.transport.renew(old))
 
     async def _reclaim(self) -> None:
         async with self._claims:
             try:
-                for consumer in await self.group.consumers():
+                for consumer in await self.transport.consumers():
                     if consumer != self.settings.consumer and self.inbox.free():
                         token = self._token
-                        claimed = await self.group.claim_dead(consumer, self.inbox.free())
+                        claimed = await self.transport.claim_dead(consumer, self.inbox.free())
                         await self._claimed(claimed, "dead_consumer", token)
                 if self.inbox.free():
                     token = self._token
-                    stale = await self.group.claim_stale(int(self.stage.deadline * 1000), self.inbox.free())
+                    deadline_ms = int(self.stage.deadline * 1000)
+                    stale = await self.transport.claim_stale(deadline_ms, self.inbox.free())
                     await self._claimed(stale, "deadline", token)
             except BaseException:
-                self._unsure = True  # a claim whose reply was lost left its entries ours in Redis
+                self._unsure = True  # a claim whose reply was lost left its entries ours in the transport
                 raise
 
     async def _claimed(self, deliveries: list[Delivery], reason: str, token: str) -> None:
@@ -320,7 +306,7 @@ class StageRunner:
     async def _shutdown(self, reader: asyncio.Task[None], workers: list[asyncio.Task[None]]) -> None:
         deadline = time.monotonic() + self.settings.shutdown_grace
         if not self._reading:
-            reader.cancel()  # waiting for room: nothing is in flight from Redis
+            reader.cancel()  # waiting for room: nothing is in flight from the transport
         await asyncio.wait([reader])
         self._hand_back(await self.inbox.close())
         _, late = await asyncio.wait(workers, timeout=max(0.0, deadline - time.monotonic()))

@@ -1,10 +1,13 @@
-"""Building and committing transitions: one FCALL ms_commit per batch.
+"""Committing transitions on Redis: each batch packed for one FCALL ms_commit.
 
-A transition says what happens to one source entry: the XADDs, ZADDs and
-RPUSHes it causes, and the state recorded in the task's status record and the
-events stream. ``Committer.commit`` applies a batch atomically; an entry that
-is no longer pending for this consumer is skipped whole (fencing), and
-reported so.
+A transition (streams.transition) says what happens to one source entry: the
+writes it causes, and the state recorded in the task's status record and the
+events stream. Here, and only here, its ops become ms_commit's arguments: each
+op's logical name becomes its key (streams.redis.keys), a Forward or an
+ErrorRecord an envelope XADD, a Delay a ZADD of the delayed set, a DeadLetter
+or an Append an XADD, a ListPush an RPUSH. ``Committer.commit`` applies a batch
+atomically; an entry that is no longer pending for this consumer is skipped
+whole (fencing), and reported so.
 
 Fencing is checked per entry only where it can fail: for entries read before
 the consumer's fence token last changed, or for all of them when the token
@@ -26,7 +29,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import orjson
 from redis.asyncio import Redis
@@ -34,51 +36,21 @@ from redis.exceptions import ResponseError
 
 from streams.redis import library, resp
 from streams.redis.keys import Keys
+from streams.transition import (
+    Append,
+    DeadLetter,
+    Delay,
+    ErrorRecord,
+    Forward,
+    ListPush,
+    Op,
+    State,
+    Transition,
+    Verdict,
+)
 
 REPLY_TIMEOUT = 30.0  # seconds: a reply lost in a Redis restart must not hang a commit
 MAX_CALL_BYTES = 512 * 1024  # packed entries per ms_commit call, beyond which a batch is split
-
-
-class Envelope(NamedTuple):
-    """XADD of a first-attempt envelope (streams.codec) carrying ``data``."""
-
-    key: str
-    data: bytes
-    request_id: str
-    origin_ms: int
-
-
-class Xadd(NamedTuple):
-    key: str
-    fields: Sequence[str | bytes]
-
-
-class Zadd(NamedTuple):
-    key: str
-    score: int
-    member: str
-
-
-class Rpush(NamedTuple):
-    key: str
-    value: str | bytes
-
-
-Op = Envelope | Xadd | Zadd | Rpush
-
-
-class Transition(NamedTuple):
-    entry_id: str
-    request_id: str
-    state: str
-    ops: Sequence[Op]
-
-
-class Verdict(NamedTuple):
-    """What a commit did: the consumer's current fence token, and the entries fenced off."""
-
-    token: str
-    fenced: list[int]
 
 
 _cache: dict[str | int, bytes] = {}
@@ -113,30 +85,66 @@ class _KeyList:
         return found
 
 
-def _pack_op(op: Op, keys: _KeyList, out: list[bytes]) -> int:
+class _Addresses:
+    """The keys of the logical names ops carry, each computed once (Keys checks every name)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self._streams: dict[str, str] = {}
+        self._dlqs: dict[str, str] = {}
+
+    def stream(self, name: str) -> str:
+        key = self._streams.get(name)
+        if key is None:
+            key = self._streams[name] = self.keys.stream(name)
+        return key
+
+    def dlq(self, stage: str) -> str:
+        key = self._dlqs.get(stage)
+        if key is None:
+            key = self._dlqs[stage] = self.keys.dlq(stage)
+        return key
+
+
+def _envelope(where: bytes, data: bytes, request_id: str, origin_ms: int) -> bytes:
+    """The packed 'e' op: XADD of a first-attempt envelope (streams.codec)."""
+    rid, origin = request_id.encode(), b"%d" % origin_ms
+    return b"$1\r\ne\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+        where, len(data), data, len(rid), rid, len(origin), origin)
+
+
+def _xadd(where: bytes, fields: Sequence[str | bytes], out: list[bytes]) -> int:
+    out += (b"$1\r\nx\r\n", where, _small(len(fields)))
+    out += [resp.bulk(_text(f)) for f in fields]
+    return 3 + len(fields)
+
+
+def _pack_op(op: Op, names: _Addresses, keys: _KeyList, out: list[bytes]) -> int:
     """Append the packed arguments of ``op``; return how many."""
-    where = _small(keys.index(op.key))
-    if type(op) is Envelope:
-        rid, origin = op.request_id.encode(), b"%d" % op.origin_ms
-        out.append(b"$1\r\ne\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-            where, len(op.data), op.data, len(rid), rid, len(origin), origin))
+    if type(op) is Forward:
+        where = _small(keys.index(names.stream(op.stream)))
+        out.append(_envelope(where, op.data, op.request_id, op.origin_ms))
         return 5
-    if type(op) is Xadd:
-        out += (b"$1\r\nx\r\n", where, _small(len(op.fields)))
-        out += [resp.bulk(_text(f)) for f in op.fields]
-        return 3 + len(op.fields)
-    if type(op) is Rpush:
-        out += (b"$1\r\nl\r\n", where, resp.bulk(_text(op.value)))
+    if type(op) is ErrorRecord:
+        out.append(_envelope(_small(keys.index(names.keys.errors)), op.data, op.request_id, op.origin_ms))
+        return 5
+    if type(op) is Append:
+        return _xadd(_small(keys.index(names.stream(op.stream))), op.fields, out)
+    if type(op) is DeadLetter:
+        return _xadd(_small(keys.index(names.dlq(op.stage))), op.fields, out)
+    if type(op) is ListPush:
+        out += (b"$1\r\nl\r\n", _small(keys.index(op.list)), resp.bulk(op.value))
         return 3
-    assert type(op) is Zadd
-    out += (b"$1\r\nz\r\n", where, resp.bulk(b"%d" % op.score), resp.bulk(op.member.encode()))
+    assert type(op) is Delay
+    where = _small(keys.index(names.keys.delayed(op.stream)))
+    out += (b"$1\r\nz\r\n", where, resp.bulk(b"%d" % op.due_ms), resp.bulk(orjson.dumps(op.fields)))
     return 4
 
 
-def _forward(t: Transition) -> Envelope | None:
-    """The envelope of the common case: ``t`` forwards one envelope under its own request id."""
+def _forward(t: Transition) -> Forward | None:
+    """The op of the common case: ``t`` forwards one envelope under its own request id."""
     ops = t.ops
-    if (len(ops) == 1 and type(op := ops[0]) is Envelope and t.state == "forwarded"
+    if (len(ops) == 1 and type(op := ops[0]) is Forward and t.state is State.FORWARDED
             and op.request_id == t.request_id):
         return op
     return None
@@ -147,7 +155,7 @@ def _pack_run(run: list[bytes], key_index: int, out: list[bytes]) -> int:
     return 3 + 4 * len(run)
 
 
-def _pack_entries(batch: Sequence[Transition], keys: _KeyList) -> tuple[list[bytes], int]:
+def _pack_entries(batch: Sequence[Transition], names: _Addresses, keys: _KeyList) -> tuple[list[bytes], int]:
     """The packed entries of ``batch`` (see ms_commit), and how many arguments they are.
 
     Consecutive forwards to one stream go in a run, four arguments per entry.
@@ -159,10 +167,11 @@ def _pack_entries(batch: Sequence[Transition], keys: _KeyList) -> tuple[list[byt
     for t in batch:
         entry, rid = t.entry_id.encode(), t.request_id.encode()
         if forward := _forward(t):
-            if forward.key != sink and run:
+            target = names.stream(forward.stream)
+            if target != sink and run:
                 count += _pack_run(run, keys.index(sink), body)
                 run = []
-            sink, data, origin = forward.key, forward.data, b"%d" % forward.origin_ms
+            sink, data, origin = target, forward.data, b"%d" % forward.origin_ms
             run.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
                 len(entry), entry, len(rid), rid, len(data), data, len(origin), origin))
             continue
@@ -172,7 +181,7 @@ def _pack_entries(batch: Sequence[Transition], keys: _KeyList) -> tuple[list[byt
         body.append(b"%b%b%b%b" % (resp.bulk(entry), resp.bulk(rid), _small(t.state), _small(len(t.ops))))
         count += 4
         for op in t.ops:
-            count += _pack_op(op, keys, body)
+            count += _pack_op(op, names, keys, body)
     if run:
         count += _pack_run(run, keys.index(sink), body)
     return body, count
@@ -193,6 +202,10 @@ class Committer:
     max_held: int
     max_call_bytes: int = MAX_CALL_BYTES
     _idle: list[resp.Channel] = field(default_factory=list)  # one per commit in flight, reused
+    _names: _Addresses = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", _Addresses(self.keys))
 
     async def token(self) -> str:
         """This consumer's current fence token ("" before anything was ever taken from it)."""
@@ -209,7 +222,7 @@ class Committer:
         never split again, since its estimate may be a few bytes short.
         """
         keys = _KeyList(self.source, self.keys.events, self.keys.fences)
-        body, count = _pack_entries(batch, keys)
+        body, count = _pack_entries(batch, self._names, keys)
         if split and len(batch) > 1 and sum(map(len, body)) > self.max_call_bytes:
             return await self._commit_in_parts(batch, token, suspect)
         head = [
@@ -249,7 +262,7 @@ class Committer:
         """(start, end) of consecutive parts, each within the budget or a single transition."""
         parts, start, size = [], 0, 0
         for i, t in enumerate(batch):
-            packed = sum(map(len, _pack_entries([t], _KeyList())[0]))
+            packed = sum(map(len, _pack_entries([t], self._names, _KeyList())[0]))
             if i > start and size + packed > self.max_call_bytes:
                 parts.append((start, i))
                 start, size = i, 0

@@ -37,20 +37,13 @@ could.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from streams.errors import ConfigError
+from streams.names import checked
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 LEGACY_PREFIXES = ("img:", "hosting:", "ocr:")
 ERRORS = "errors"
-
-
-def _checked(kind: str, value: str) -> str:
-    if not _NAME.match(value):
-        raise ConfigError(kind, f"{value!r} must be letters, digits, '_', '.' or '-'")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +54,8 @@ class Keys:
     pipeline: str
 
     def __post_init__(self) -> None:
-        _checked("namespace", self.namespace)
-        _checked("pipeline", self.pipeline)
+        checked("namespace", self.namespace)
+        checked("pipeline", self.pipeline)
         if any(f"{self.namespace}:".startswith(p) for p in LEGACY_PREFIXES):
             raise ConfigError("namespace", f"{self.namespace!r} collides with legacy list names")
 
@@ -71,7 +64,7 @@ class Keys:
         return f"{self.namespace}:{{{self.pipeline}}}"
 
     def stream(self, name: str) -> str:
-        return f"{self.prefix}:stream:{_checked('stream', name)}"
+        return f"{self.prefix}:stream:{checked('stream', name)}"
 
     @property
     def errors(self) -> str:
@@ -79,7 +72,7 @@ class Keys:
         return self.stream(ERRORS)
 
     def dlq(self, stage: str) -> str:
-        return f"{self.prefix}:dlq:{_checked('stage', stage)}"
+        return f"{self.prefix}:dlq:{checked('stage', stage)}"
 
     def delayed(self, stream_name: str) -> str:
         return f"{self.prefix}:delayed:{stream_name}"
@@ -123,7 +116,7 @@ class Keys:
         return f"{self.prefix}:events"
 
     def ratelimit(self, name: str) -> str:
-        return f"{self.prefix}:ratelimit:{_checked('rate limit', name)}"
+        return f"{self.prefix}:ratelimit:{checked('rate limit', name)}"
 
     @property
     def audit(self) -> str:

@@ -21,7 +21,7 @@ from streams.metrics import Metrics
 from streams.redis import retention, stats
 from streams.redis.connection import connect
 from streams.redis.keys import Keys
-from streams.service.worker import serve_metrics
+from streams.service.endpoint import serve_metrics
 from streams.settings import Settings
 
 log = logging.getLogger("millstream.exporter")

@@ -12,7 +12,7 @@ import logging
 import signal
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from streams.engine.runner import StageRunner
@@ -22,23 +22,13 @@ from streams.pipeline import Pipeline
 from streams.redis import library, stats
 from streams.redis.connection import connect
 from streams.redis.keys import Keys
+from streams.redis.transport import RedisTransport
+from streams.service.endpoint import serve_metrics
 from streams.settings import Settings, secrets
 from streams.timing import pause
 
 log = logging.getLogger("millstream.worker")
 GC_YOUNG = 10_000
-
-
-def serve_metrics(settings: Settings, registry: CollectorRegistry) -> None:
-    if settings.metrics_port:
-        try:
-            start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
-        except OSError as error:
-            raise SystemExit(
-                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({error}); "
-                "set MILLSTREAM_METRICS_PORT to a free port, or 0 to turn the endpoint off"
-            ) from None
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
 
 
 async def _stats_loop(redis: Redis, keys: Keys, streams: Sequence[str], metrics: Metrics,
@@ -79,8 +69,9 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     redis = connect(settings)
     await library.load(redis)
     known = secrets()
+    transport = RedisTransport(redis, keys, settings)
     runners: list[StageRunner | IngressRunner] = [
-        StageRunner(redis, keys, s, settings, metrics, pipeline.middleware, known) for s in stages
+        StageRunner(transport, s, settings, metrics, pipeline.middleware, known) for s in stages
     ]
     runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen,
                               settings.max_payload_bytes) for b in bridges]

@@ -14,11 +14,12 @@ import pytest
 from redis.asyncio import Redis
 
 from streams.delivery import Delivery
-from streams.redis.commit import Committer, Envelope, Transition, Xadd
+from streams.redis.commit import Committer
 from streams.redis.consumer import GroupConsumer
 from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.redis.tasks import task_status
+from streams.transition import Append, Forward, State, Transition
 
 
 def committer(redis: Redis, keys: Keys, consumer: str) -> Committer:
@@ -26,7 +27,7 @@ def committer(redis: Redis, keys: Keys, consumer: str) -> Committer:
 
 
 def forward(keys: Keys, deliveries: list[Delivery]) -> list[Transition]:
-    return [Transition(d.id, d.request_id, "forwarded", [Envelope(keys.stream("out"), d.fields[b"d"],
+    return [Transition(d.id, d.request_id, State.FORWARDED, [Forward("out", d.fields[b"d"],
                                                                   d.request_id, 0)])
             for d in deliveries]
 
@@ -139,13 +140,13 @@ async def test_a_mixed_batch_skips_just_the_fenced_entries_and_records_the_rest(
 ):
     await publish(redis, keys, 6)
     held = await a.group.read_new(6, 0)
-    out, other, errors = keys.stream("out"), keys.stream("other"), keys.stream("errors")
+    out, other, errors = "out", "other", "errors"
 
-    def forward_to(key: str, d: Delivery) -> Transition:
-        return Transition(d.id, d.request_id, "forwarded", [Envelope(key, d.fields[b"d"], d.request_id, 0)])
+    def forward_to(stream: str, d: Delivery) -> Transition:
+        return Transition(d.id, d.request_id, State.FORWARDED, [Forward(stream, d.fields[b"d"], d.request_id, 0)])
 
     def fail(d: Delivery) -> Transition:
-        return Transition(d.id, d.request_id, "failed", [Xadd(errors, ["rid", d.request_id])])
+        return Transition(d.id, d.request_id, State.FAILED, [Append(errors, ["rid", d.request_id])])
 
     # runs of forwards to two streams, broken by other transitions; B takes entries 1 and 3
     batch = [forward_to(out, held[0]), forward_to(out, held[1]), fail(held[2]), fail(held[3]),
@@ -155,9 +156,9 @@ async def test_a_mixed_batch_skips_just_the_fenced_entries_and_records_the_rest(
     verdict = await a.committer.commit(batch, a.token, suspect=range(6))
 
     assert verdict.fenced == [1, 3]
-    assert [f[b"rid"] for _, f in await redis.xrange(out)] == [b"r0", b"r5"]
-    assert [f[b"rid"] for _, f in await redis.xrange(other)] == [b"r4"]
-    assert [f[b"rid"] for _, f in await redis.xrange(errors)] == [b"r2"]
+    assert [f[b"rid"] for _, f in await redis.xrange(keys.stream(out))] == [b"r0", b"r5"]
+    assert [f[b"rid"] for _, f in await redis.xrange(keys.stream(other))] == [b"r4"]
+    assert [f[b"rid"] for _, f in await redis.xrange(keys.stream(errors))] == [b"r2"]
     [event] = [e for _, e in await redis.xrange(keys.events) if e[b"stage"] == b"s"]
     assert orjson.loads(event[b"t"]) == [
         ["r0", "forwarded", held[0].id], ["r2", "failed", held[2].id],

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processors.local import up as cli_up
-from streams.service.worker import serve_metrics
+from streams.service.endpoint import serve_metrics
 from streams.settings import Settings, from_env
 from tests.support.redis_server import free_port
 

@@ -146,19 +146,19 @@ async def test_an_entry_over_the_limit_that_fails_transiently_is_not_copied_into
 async def test_a_batch_too_large_for_one_call_is_committed_in_parts_with_its_fencing(
     redis: Redis, keys: Keys, settings: Settings
 ):
-    from streams.redis.commit import Committer, Envelope, Transition
+    from streams.redis.commit import Committer
+    from streams.transition import Forward, State, Transition
 
     await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(6)])
     await redis.xgroup_create(keys.stream("in"), "g", id="0")
     held = (await redis.xreadgroup("g", "a", {keys.stream("in"): ">"}))[0][1]
     await redis.xclaim(keys.stream("in"), "g", "b", 0, [held[4][0]])
     committer = Committer(redis, keys, keys.stream("in"), "g", "a", "s", 60_000, 1000, 10, max_call_bytes=200_000)
-    out = keys.stream("out")
-    batch = [Transition(i.decode(), f"r{n}", "forwarded", [Envelope(out, b'"' + b"p" * 90_000 + b'"', f"r{n}", 0)])
+    batch = [Transition(i.decode(), f"r{n}", State.FORWARDED, [Forward("out", b'"' + b"p" * 90_000 + b'"', f"r{n}", 0)])
              for n, (i, _) in enumerate(held)]
     verdict = await committer.commit(batch, await committer.token(), suspect=range(6))
     await committer.close()
     assert verdict.fenced == [4]
-    assert [f[b"rid"] for _, f in await redis.xrange(out)] == [b"r0", b"r1", b"r2", b"r3", b"r5"]
+    assert [f[b"rid"] for _, f in await redis.xrange(keys.stream("out"))] == [b"r0", b"r1", b"r2", b"r3", b"r5"]
     calls = [e for _, e in await redis.xrange(keys.events) if e[b"stage"] == b"s"]
     assert len(calls) == 3, "90 kB each, 200 kB a call: two per call"

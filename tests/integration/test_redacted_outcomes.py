@@ -16,6 +16,7 @@ from streams.metrics import Metrics
 from streams.policy import RetryPolicy
 from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
+from streams.redis.transport import RedisTransport
 from streams.settings import Settings
 from streams.stage import Stage
 from tests.support.pipelines import running, wait_for
@@ -41,7 +42,7 @@ async def test_secrets_in_an_exception_reach_no_record_dead_letter_or_legacy_lis
     await Publisher(redis, keys).publish("tasks", {"request_id": "r1", "image_id": "i1"}, request_id="r1")
     stage = Stage("ocr", "tasks", leaks, max_deliveries=2, retry=RetryPolicy(base=0.01, cap=0.02))
     mirror = Stage("legacy-error", "errors", mirror_errors(error_list, {"ocr"}))
-    runner = StageRunner(redis, keys, stage, settings, Metrics(CollectorRegistry()), secrets=[KEY])
+    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, Metrics(CollectorRegistry()), secrets=[KEY])
     async with running(redis, keys, mirror, settings):
         task = asyncio.create_task(runner.run())
         await wait_for(lambda: redis.llen(error_list))

@@ -26,6 +26,7 @@ from streams.engine.runner import StageRunner
 from streams.legacy import IngressRunner, ListIngress, mirror_errors, mirror_success
 from streams.metrics import Metrics
 from streams.redis.keys import Keys
+from streams.redis.transport import RedisTransport
 from streams.settings import Settings
 from tests.support.pipelines import wait_for
 
@@ -79,7 +80,7 @@ async def legacy_stack(redis: Redis, keys: Keys, settings: Settings,
         dataclasses.replace(pipeline.stage("legacy-success"), processor=mirror_success([stack.success])),
     ]
     metrics = Metrics(CollectorRegistry())
-    stack.runners = [StageRunner(redis, keys, s, settings, metrics, pipeline.middleware, secrets) for s in stages]
+    stack.runners = [StageRunner(RedisTransport(redis, keys, settings), s, settings, metrics, pipeline.middleware, secrets) for s in stages]
     bridge = IngressRunner(redis, keys, ListIngress("legacy-ingress", stack.tasks, "tasks"), settings.status_ttl,
                            settings.events_maxlen, settings.max_payload_bytes)
     stack.jobs = [asyncio.create_task(r.run()) for r in stack.runners]

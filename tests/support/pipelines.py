@@ -14,6 +14,7 @@ from streams.codec import decode
 from streams.engine.runner import StageRunner
 from streams.metrics import Metrics
 from streams.redis.keys import Keys
+from streams.redis.transport import RedisTransport
 from streams.settings import Settings
 from streams.stage import Stage
 
@@ -22,7 +23,7 @@ from streams.stage import Stage
 async def running(redis: Redis, keys: Keys, stage: Stage, settings: Settings,
                   metrics: Metrics | None = None) -> AsyncIterator[StageRunner]:
     """Run ``stage`` while the block runs; stop it gracefully after."""
-    runner = StageRunner(redis, keys, stage, settings, metrics or Metrics(CollectorRegistry()))
+    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, metrics or Metrics(CollectorRegistry()))
     task = asyncio.create_task(runner.run())
     await asyncio.wait([task, asyncio.create_task(runner.started.wait())],
                        return_when=asyncio.FIRST_COMPLETED)
