@@ -67,7 +67,7 @@ async def _fail(redis: Redis, keys: Keys, settings: Settings, failures: int) -> 
     for i in range(0, failures, 100):
         await publisher.publish_many("bad", [(task(n), None) for n in range(i, min(failures, i + 100))])
     # one attempt, then the DLQ: an error record and a dead letter per task
-    stage = Stage("refuse", "bad", _refuse, batch_size=100, max_deliveries=1)
+    stage = Stage("refuse", "bad", _refuse, batch_size=100, max_attempts=1)
     runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, Metrics(CollectorRegistry()))
     job = asyncio.create_task(runner.run())
     while await redis.xlen(keys.dlq("refuse")) < failures:  # noqa: ASYNC110 - polls Redis, no event to wait on

@@ -65,19 +65,19 @@ def describe(error: BaseException) -> str:
 
 
 def decide(
-    error: BaseException | None, attempt: int, max_deliveries: int, policy: RetryPolicy,
+    error: BaseException | None, attempt: int, max_attempts: int, policy: RetryPolicy,
     rng: random.Random | None = None,
 ) -> Decision:
     """Turn one handling outcome into ACK, RETRY (with delay), ERROR or DEAD_LETTER.
 
     A permanent error is the task's final answer (an error record); a transient
-    one is retried until ``max_deliveries`` attempts have been made, then the
+    one is retried until ``max_attempts`` attempts have been made, then the
     entry is dead-lettered so an operator can replay it after a fix.
     """
     if error is None:
         return Decision.ack()
     if isinstance(error, PermanentError):
         return Decision.error(describe(error))
-    if attempt >= max_deliveries:
+    if attempt >= max_attempts:
         return Decision.dead_letter(f"gave up after {attempt} attempts: {describe(error)}")
     return Decision.retry(policy.backoff(attempt, rng), describe(error))

@@ -23,8 +23,11 @@ class Stage:
     * ``deadline`` is how long an entry may stay with a live consumer before
       another consumer claims it; a dead consumer's entries are claimed as soon
       as its heartbeat expires.
-    * ``max_deliveries`` bounds handler attempts; ``crash_limit`` bounds
-      deliveries to consumers that died holding the entry (a crash loop).
+    * ``max_attempts`` bounds handler attempts (``Message.attempt``: 1, then
+      one more per retry); ``crash_limit`` bounds deliveries (``Message.deliveries``:
+      how often the transport delivered one entry, more than once only when
+      consumers died or stalled holding it, a crash loop). The two never mix:
+      an attempt is a decision of the handler, a delivery one of the transport.
     """
 
     name: str
@@ -38,7 +41,7 @@ class Stage:
     max_in_flight: int = 0
     timeout: float = 60.0
     deadline: float = 600.0
-    max_deliveries: int = 5
+    max_attempts: int = 5
     crash_limit: int = 3
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -47,7 +50,7 @@ class Stage:
             object.__setattr__(self, "group", self.name)
         if not self.max_in_flight:
             object.__setattr__(self, "max_in_flight", max(self.batch_size, self.concurrency))
-        for name in ("concurrency", "batch_size", "max_in_flight", "max_deliveries", "crash_limit"):
+        for name in ("concurrency", "batch_size", "max_in_flight", "max_attempts", "crash_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"stage {self.name!r}: {name} must be >= 1")
         if self.timeout <= 0 or self.deadline <= 0:

@@ -101,7 +101,7 @@ def dead_letters_growing(a: Alert) -> Built:
             f"sum by ({STAGE}) (increase(millstream_stage_dead_lettered_total[{a.window}])) >= {t}",
             f"{STAGE_WHERE}: new dead letters",
             f"Stage {{{{ $labels.stage }}}} of pipeline {{{{ $labels.pipeline }}}} dead-lettered about "
-            f"{{{{ $value | humanize }}}} entries in the last {a.window}: they failed max_deliveries "
+            f"{{{{ $value | humanize }}}} entries in the last {a.window}: they failed max_attempts "
             "times, or their consumers kept dying (crash_limit).")
 
 

@@ -119,7 +119,7 @@ class Handling:
     def _failure(self, d: Delivery, error: BaseException) -> Transition:
         assert d.message is not None
         self.metrics.failed.inc()
-        decision = decide(error, d.message.attempt, self.stage.max_deliveries, self.stage.retry)
+        decision = decide(error, d.message.attempt, self.stage.max_attempts, self.stage.retry)
         if decision.action is not Action.ERROR and (too_large := self.outcomes.oversized(d)):
             return self.outcomes.error(d, f"{describe(error)}; {too_large}")
         if decision.action is Action.RETRY:

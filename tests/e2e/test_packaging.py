@@ -46,7 +46,7 @@ async def shout(message: Message) -> list[Outgoing]:
 
 
 def build(settings) -> Pipeline:
-    return Pipeline("shouting", [Stage("shout", "words", shout, sinks=["loud"], max_deliveries=1)])
+    return Pipeline("shouting", [Stage("shout", "words", shout, sinks=["loud"], max_attempts=1)])
 '''
 
 

@@ -35,7 +35,7 @@ async def dead_letters_of(redis: Redis, keys: Keys, settings: Settings, processo
     """Items 0..count-1, odd ones bad: they end in the DLQ of stage "work"."""
     items = [({"n": i, "bad": i % 2 == 1}, f"r{i}") for i in range(count)]
     await Publisher(redis, keys).publish_many("in", items)
-    async with running(redis, keys, Stage("work", "in", processor, sinks=["out"], max_deliveries=1), settings):
+    async with running(redis, keys, Stage("work", "in", processor, sinks=["out"], max_attempts=1), settings):
         await wait_for(lambda: _len_is(redis, keys.dlq("work"), count // 2))
         await wait_for(lambda: _len_is(redis, keys.stream("out"), count - count // 2))
     return DeadLetters(redis, keys, settings)

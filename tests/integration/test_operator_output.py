@@ -30,7 +30,7 @@ async def hostile(message: Message) -> list[Outgoing]:
 
 async def _hostile_letter(redis: Redis, keys: Keys, settings: Settings) -> None:
     await Publisher(redis, keys).publish("in", {"note": "\x1b[31mred\x1b[0m"}, request_id=HOSTILE_ID)
-    async with running(redis, keys, Stage("work", "in", hostile, max_deliveries=1), settings):
+    async with running(redis, keys, Stage("work", "in", hostile, max_attempts=1), settings):
         await wait_for(lambda: xlen_at_least(redis, keys.dlq("work"), 1))
 
 

@@ -69,7 +69,7 @@ async def test_a_garbled_retry_history_is_replaced_and_the_entry_still_dead_lett
 
     await redis.xadd(keys.stream("in"), {"v": "1", "d": "{}", "rid": "r-errs", "att": "1", "t0": "0",
                                          "errs": "not json ["})
-    stage = Stage("flaky", "in", flaky, max_deliveries=2, retry=RetryPolicy(base=0.01, cap=0.02))
+    stage = Stage("flaky", "in", flaky, max_attempts=2, retry=RetryPolicy(base=0.01, cap=0.02))
     [record] = await finish(redis, keys, stage, settings, 1)
     assert record["error_message"] == "gave up after 2 attempts: RuntimeError: transient"
     [(_, dead)] = await entries(redis, keys.dlq("flaky"))

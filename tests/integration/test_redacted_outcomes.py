@@ -40,7 +40,7 @@ async def test_secrets_in_an_exception_reach_no_record_dead_letter_or_legacy_lis
     error_list = f"test:{uuid.uuid4().hex[:8]}:error"
     settings = dataclasses.replace(settings, trim_interval=3600)  # keep the records to read them
     await Publisher(redis, keys).publish("tasks", {"request_id": "r1", "image_id": "i1"}, request_id="r1")
-    stage = Stage("ocr", "tasks", leaks, max_deliveries=2, retry=RetryPolicy(base=0.01, cap=0.02))
+    stage = Stage("ocr", "tasks", leaks, max_attempts=2, retry=RetryPolicy(base=0.01, cap=0.02))
     mirror = Stage("legacy-error", "errors", mirror_errors(error_list, {"ocr"}))
     runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, Metrics(CollectorRegistry()), secrets=[KEY])
     async with running(redis, keys, mirror, settings):

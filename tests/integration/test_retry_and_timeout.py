@@ -37,7 +37,7 @@ async def test_measured_retry_delays_stay_within_the_policy_bounds(redis: Redis,
 
     count = 60
     await Publisher(redis, keys).publish_many("in", [({"n": i}, f"r{i}") for i in range(count)])
-    stage = Stage("flaky", "in", fails_twice, sinks=["out"], concurrency=count, max_deliveries=5, retry=policy)
+    stage = Stage("flaky", "in", fails_twice, sinks=["out"], concurrency=count, max_attempts=5, retry=policy)
     fast = dataclasses.replace(settings, claim_interval=0.05)
     async with running(redis, keys, stage, fast):
         await wait_for(lambda: xlen_at_least(redis, keys.stream("out"), count), timeout=20)

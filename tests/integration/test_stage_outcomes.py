@@ -69,7 +69,7 @@ async def test_failing_entry_is_retried_then_dead_lettered_with_provenance(
         raise RuntimeError("boom")
 
     await Publisher(redis, keys).publish("in", {"n": 1}, request_id="r1")
-    stage = Stage("fails", "in", always_fails, sinks=["out"], max_deliveries=3,
+    stage = Stage("fails", "in", always_fails, sinks=["out"], max_attempts=3,
                   retry=RetryPolicy(base=0.01, cap=0.05))
     async with running(redis, keys, stage, settings):
         await wait_for(lambda: redis.xlen(keys.dlq("fails")))
