@@ -24,8 +24,7 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from streams.redis.retention import Retained
-from streams.redis.stats import StreamStats
+from streams.figures import Retained, StreamStats
 
 _STAGE = ["pipeline", "stage"]
 _GROUP = ["pipeline", "stream", "group"]

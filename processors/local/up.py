@@ -43,7 +43,7 @@ LOOPBACK = "127.0.0.1"  # the HTTP server is reachable from other machines only 
 
 
 def _settings(**overrides: Any) -> Settings:
-    from streams.cli.main import load_settings
+    from streams.cli.common import load_settings
 
     return load_settings(**overrides)
 

@@ -16,6 +16,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
+from streams.cli.common import load_settings, run_async
 from streams.errors import StreamsError
 from streams.redis import library, stats
 from streams.redis.connection import connect
@@ -80,8 +81,6 @@ async def _pipeline(redis: Redis, settings: Settings, wanted: str | None) -> Key
 
 
 def _run(pipeline: str | None, work: Callable[[DeadLetters], Awaitable[T]]) -> T:
-    from streams.cli.main import load_settings, run_async
-
     settings = load_settings()
 
     async def go() -> T:

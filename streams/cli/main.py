@@ -8,32 +8,26 @@ never imports ``processors``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import importlib
-import logging
 import sys
-from collections.abc import Callable, Coroutine
 from importlib.metadata import entry_points
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 import typer
-import uvloop
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from streams.cli.common import load_factory, load_settings, run_async, setup_logging, shown
 from streams.cli.dlq import app as dlq_app
 from streams.errors import ConfigError, StreamsError
-from streams.pipeline import Pipeline
 from streams.redis import stats
 from streams.redis.connection import connect
-from streams.settings import Settings, from_env, secrets
+from streams.settings import Settings, from_env
 from streams.text.plaintext import plain
-from streams.text.redact import install_log_redaction, redact
 
 # Tracebacks never print local variables: settings and clients hold passwords.
 app = typer.Typer(help="millstream: stream processing on Redis Streams.", no_args_is_help=True,
@@ -42,51 +36,6 @@ bench_app = typer.Typer(help="Reproducible benchmarks that print their figures."
                         pretty_exceptions_show_locals=False)
 app.add_typer(bench_app, name="bench")
 app.add_typer(dlq_app, name="dlq")
-T = TypeVar("T")
-
-
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` under uvloop."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with command-line flags (those not None) on top."""
-    try:
-        settings = from_env()
-        return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as error:
-        typer.echo(f"millstream: {error}", err=True)
-        raise typer.Exit(2) from None
-
-
-def setup_logging(settings: Settings) -> None:
-    """Log to stderr at ``settings.log_level``, with secrets redacted and untrusted text escaped."""
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_log_redaction(secrets())
-
-
-def shown(text: object) -> str:
-    """Text for the operator's terminal: secrets redacted, control characters escaped."""
-    return plain(redact(str(text), secrets()))
-
-
-def load_factory(spec: str) -> Callable[[Settings], Pipeline]:
-    """Import ``module:function`` naming a pipeline factory ``(Settings) -> Pipeline``."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise typer.BadParameter(f"{spec!r} must look like package.module:factory")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise typer.BadParameter(f"cannot load {spec!r}: {error}") from None
-    if not callable(factory):
-        raise typer.BadParameter(f"{spec!r} is not callable")
-    return factory  # type: ignore[no-any-return]
-
-
 @app.command()
 def worker(
     factory: Annotated[str, typer.Argument(help="Pipeline factory, as package.module:function")],

@@ -18,23 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from streams.figures import Retained
 from streams.redis.keys import Keys
 from streams.redis.library import fcall
 from streams.redis.tasks import KEPT
 from streams.settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Retained:
-    """``records`` of one kind of retained state of a pipeline, taking about ``bytes``."""
-
-    kind: str
-    records: int
-    bytes: int
 
 
 async def enforce(redis: Redis, keys: Keys, settings: Settings) -> tuple[int, int]:

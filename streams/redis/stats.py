@@ -13,36 +13,12 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from streams.figures import GroupStats, StreamStats
 from streams.redis.keys import Keys
-from streams.redis.retention import Retained, measure
-
-
-@dataclass(frozen=True, slots=True)
-class GroupStats:
-    group: str
-    lag: int
-    lag_seconds: float
-    pending: int
-    oldest_pending_seconds: float
-    consumers: int
-    live_consumers: int
-    heartbeat_age_seconds: float
-    dlq_length: int
-    dlq_oldest_seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStats:
-    pipeline: str
-    stream: str
-    length: int
-    delayed: int
-    groups: tuple[GroupStats, ...]
-    retained: tuple[Retained, ...] = ()  # the pipeline's retained state (streams.redis.retention)
+from streams.redis.retention import measure
 
 
 def _text(value: bytes | str | None) -> str:
