@@ -1,0 +1,151 @@
+"""MemoryBroker: the in-process state of one pipeline, as Redis holds it for the Redis transport.
+
+One broker stands for one pipeline's keyspace (streams.redis.keys), by
+logical name instead of by key:
+
+=====================  =============================================================
+attribute              Redis counterpart
+=====================  =============================================================
+``streams``            ``stream:<name>`` with their consumer groups ("errors" too)
+``dead_letters``       ``dlq:<stage>``
+``delayed``            ``delayed:<name>``: member (the entry's fields) -> due ms
+``lists``              lists named exactly (``Outgoing(list=...)``)
+``status``             status buckets: request_id -> {"stage", "state", "entry", "at"}
+``events``             ``events``: {"stage", "at", "t": [[request_id, state, entry], ...]}
+``heartbeats``         ``hb:<group>:<consumer>``: when it expires (ms)
+``fences``             ``fences``: (stream, group, consumer) -> token
+``seen``               dedup buckets: request_id -> (first entry id, when, ms)
+=====================  =============================================================
+
+Everything reads the time from ``clock`` (unix seconds; pass a
+streams.testing.ManualClock to move it by hand). ``fail_next`` makes the next
+calls of the transports and publishers on this broker raise ``MemoryOutage``,
+as an outage would. Every change wakes ``wait_change``: blocked reads and the
+harness wait on it, never on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from streams.testing.memory_streams import EntryId, Stream, format_id
+
+Done = tuple[str, str, str]  # request_id, state, entry id
+ERRORS_STREAM = "errors"  # the logical name of error records (streams.redis.keys.ERRORS)
+
+
+class MemoryOutage(ConnectionError):
+    """A call to the memory transport failed as one to an unreachable server would (a transient failure)."""
+
+
+class MemoryBroker:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.streams: dict[str, Stream] = {}
+        self.dead_letters: dict[str, Stream] = {}
+        self.delayed: dict[str, dict[tuple[str, ...], int]] = {}
+        self.lists: dict[str, list[bytes]] = {}
+        self.status: dict[str, dict[str, Any]] = {}
+        self.events: deque[dict[str, Any]] = deque()
+        self.heartbeats: dict[tuple[str, str], int] = {}
+        self.fences: dict[tuple[str, str, str], str] = {}
+        self.seen: dict[str, tuple[str, int]] = {}
+        self._fence_serial = 0
+        self._failing = 0
+        self._fail_applied = False
+        self._watchers: list[asyncio.Future[None]] = []
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- state -----------------------------------------------------------------
+
+    def stream(self, name: str) -> Stream:
+        """Stream ``name``, created empty when missing (as XADD and MKSTREAM do)."""
+        found = self.streams.get(name)
+        if found is None:
+            found = self.streams[name] = Stream()
+        return found
+
+    def dead_letter_stream(self, stage: str) -> Stream:
+        found = self.dead_letters.get(stage)
+        if found is None:
+            found = self.dead_letters[stage] = Stream()
+        return found
+
+    def add(self, stream: str, flat: list[bytes]) -> str:
+        """XADD ``flat`` to ``stream``; return the new entry's id."""
+        return format_id(self.stream(stream).add(flat, self.now_ms()))
+
+    def record(self, stage: str, done: list[Done], events_maxlen: int) -> None:
+        """Status records and one event for transitions ``done``, as the Lua's ``record`` writes them."""
+        if not done:
+            return
+        now = self.now_ms()
+        for rid, state, entry in done:
+            self.status[rid] = {"stage": stage, "state": state, "entry": entry, "at": now}
+        self.events.append({"stage": stage, "at": now, "t": [list(d) for d in done]})
+        while len(self.events) > events_maxlen:
+            self.events.popleft()
+
+    def bump_fences(self, stream: str, group: str, owners: set[str]) -> None:
+        """A fresh fence token for each consumer a claim took entries from."""
+        if not owners:
+            return
+        self._fence_serial += 1
+        token = f"{self.now_ms()}-{self._fence_serial}"
+        for owner in owners:
+            self.fences[(stream, group, owner)] = token
+
+    def alive(self, group: str, consumer: str) -> bool:
+        """Whether the heartbeat of ``consumer`` of ``group`` has not expired."""
+        expiry = self.heartbeats.get((group, consumer))
+        return expiry is not None and expiry > self.now_ms()
+
+    def oldest_pending(self, stream: str, group: str) -> EntryId | None:
+        found = self.streams.get(stream)
+        pending = found.groups[group].pending if found and group in found.groups else {}
+        return min(pending) if pending else None
+
+    # -- outages ---------------------------------------------------------------
+
+    def fail_next(self, calls: int = 1, *, applied: bool = False) -> None:
+        """Make the next ``calls`` transport and publisher calls raise MemoryOutage.
+
+        ``applied``: each call does its work first and fails after (a reply lost
+        on a dropped connection), else it fails before doing anything.
+        """
+        self._failing, self._fail_applied = calls, applied
+
+    def enter(self) -> bool:
+        """Start one call: raise MemoryOutage now, or return whether to raise it once applied."""
+        if not self._failing:
+            return False
+        self._failing -= 1
+        if not self._fail_applied:
+            raise MemoryOutage("memory broker: injected outage")
+        return True
+
+    # -- waiting ---------------------------------------------------------------
+
+    def changed(self) -> None:
+        """Wake everything waiting in ``wait_change``: called after every change."""
+        watchers, self._watchers = self._watchers, []
+        for future in watchers:
+            if not future.done():
+                future.set_result(None)
+
+    async def wait_change(self, seconds: float | None) -> None:
+        """Return at the next change, or after ``seconds`` (real time) at the latest."""
+        future = asyncio.get_running_loop().create_future()
+        self._watchers.append(future)
+        try:
+            await asyncio.wait([future], timeout=seconds)
+        finally:
+            if not future.done():
+                future.cancel()
+                self._watchers.remove(future)

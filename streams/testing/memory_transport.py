@@ -1,0 +1,173 @@
+"""The in-memory transport: streams.transport's contract over a MemoryBroker, for tests.
+
+``MemoryTransport(broker, pipeline)`` stands where streams.redis.transport's
+RedisTransport stands; ``for_stage`` gives a stage runner its
+``MemoryStageTransport``. The semantics are Redis's (tests/conformance runs one
+suite against both): deliveries come from consumer groups, a commit acks and
+writes atomically and fences as ms_commit does, claims change fence tokens.
+Streams keep their logical names: ``address(name)`` is ``name`` itself.
+
+Every call yields to the event loop once, as a network round trip would, and
+may fail with ``MemoryOutage`` when the broker is told to (``fail_next``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Container, Sequence
+from typing import TypeVar
+
+from streams.delivery import Delivery, to_delivery
+from streams.names import checked
+from streams.settings import Settings
+from streams.stage import Stage
+from streams.testing import memory_functions as functions
+from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker, MemoryOutage
+from streams.testing.memory_streams import format_id
+from streams.transition import Transition, Verdict
+
+T = TypeVar("T")
+TRANSIENT: tuple[type[BaseException], ...] = (MemoryOutage,)
+
+
+class MemoryTransport:
+    """Pipeline ``pipeline`` on ``broker``; ``settings`` gives the retention (default Settings())."""
+
+    def __init__(self, broker: MemoryBroker, pipeline: str, settings: Settings | None = None) -> None:
+        self.broker, self.settings = broker, settings or Settings(consumer="memory")
+        self._pipeline = checked("pipeline", pipeline)
+        self.woken = False
+
+    @property
+    def pipeline(self) -> str:
+        return self._pipeline
+
+    def for_stage(self, stage: Stage, consumer: str) -> MemoryStageTransport:
+        return MemoryStageTransport(self, stage, consumer)
+
+    def wake(self) -> None:
+        """End every blocked ``read_new`` now, and block no more: for runners being stopped.
+
+        A Redis read waits out its block time (up to half a second) before a
+        stopping runner notices; tests need not.
+        """
+        self.woken = True
+        self.broker.changed()
+
+
+class MemoryStageTransport:
+    transient = TRANSIENT
+
+    def __init__(self, parent: MemoryTransport, stage: Stage, consumer: str) -> None:
+        self.parent, self.broker, self.stage, self.consumer = parent, parent.broker, stage, consumer
+        self.source, self.group = checked("stream", stage.source), stage.group
+
+    def address(self, stream: str) -> str:
+        return checked("stream", stream)
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        """Run ``work`` as one round trip: a yield, then the work, failing where the broker says."""
+        await asyncio.sleep(0)
+        lost_reply = self.broker.enter()
+        result = work()
+        if lost_reply:
+            raise MemoryOutage("memory broker: injected outage (the call was applied)")
+        return result
+
+    def _deliveries(self, claimed: functions.Claimed) -> list[Delivery]:
+        return [to_delivery(self.stage.source, i, flat, n) for i, flat, n in claimed]
+
+    # -- reading and claiming --------------------------------------------------
+
+    async def join(self) -> None:
+        def work() -> None:
+            self.broker.stream(self.source).group(self.group).consumers.add(self.consumer)
+        await self._call(work)
+
+    async def token(self) -> str:
+        return await self._call(lambda: self.broker.fences.get((self.source, self.group, self.consumer), ""))
+
+    async def own_pending(self, page: int) -> AsyncIterator[list[Delivery]]:
+        after: str | None = None
+        while True:
+            claimed = await self._call(functools.partial(
+                functions.claim_mine, self.broker, self.source, self.group, self.consumer, after, page))
+            if not claimed:
+                return
+            yield self._deliveries(claimed)
+            after = claimed[-1][0]
+
+    async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
+        """As XREADGROUP ... BLOCK: waits on the broker's changes, at most ``block_ms`` (0: no wait)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_ms / 1000
+        stream = self.broker.stream(self.source)
+        while True:
+            read = await self._call(lambda: stream.read_group(self.group, self.consumer, count,
+                                                              self.broker.now_ms()))
+            left = deadline - loop.time()
+            if read or left <= 0 or self.parent.woken:
+                break
+            await self.broker.wait_change(left)
+        return [to_delivery(self.stage.source, format_id(i), flat, 1) for i, flat in read]
+
+    async def claim_lost(self, held: Container[str]) -> list[Delivery]:
+        def work() -> functions.Claimed:
+            mine = self.broker.stream(self.source).group(self.group).held_by(self.consumer)
+            lost = [format_id(i) for i in mine if format_id(i) not in held]
+            return functions.claim_lost(self.broker, self.source, self.group, self.consumer, lost)
+        return self._deliveries(await self._call(work))
+
+    async def consumers(self) -> list[str]:
+        return await self._call(lambda: sorted(self.broker.stream(self.source).group(self.group).consumers))
+
+    async def claim_dead(self, consumer: str, count: int) -> list[Delivery]:
+        return self._deliveries(await self._call(lambda: functions.claim_dead(
+            self.broker, self.source, self.group, consumer, self.consumer, count)))
+
+    async def claim_stale(self, min_idle_ms: int, count: int) -> list[Delivery]:
+        return self._deliveries(await self._call(lambda: functions.claim_stale(
+            self.broker, self.source, self.group, self.consumer, min_idle_ms, count)))
+
+    async def renew(self, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        return await self._call(lambda: functions.renew(self.broker, self.source, self.group,
+                                                        self.consumer, ids))
+
+    # -- committing ------------------------------------------------------------
+
+    async def commit(self, batch: Sequence[Transition], token: str, suspect: Sequence[int] = ()) -> Verdict:
+        return await self._call(lambda: functions.commit(
+            self.broker, self.source, self.group, self.consumer, self.stage.name, batch, token, suspect,
+            self.parent.settings.events_maxlen))
+
+    # -- upkeep ----------------------------------------------------------------
+
+    async def heartbeat(self, ttl: float) -> None:
+        def work() -> None:
+            self.broker.heartbeats[(self.group, self.consumer)] = self.broker.now_ms() + int(ttl * 1000)
+        await self._call(work)
+
+    async def promote_due(self) -> int:
+        return await self._call(lambda: functions.promote(self.broker, self.source))
+
+    async def trim(self) -> None:
+        await self._call(self._trim)
+
+    def _trim(self) -> None:
+        """Acknowledged entries, then the DLQ's age and count bounds, then the unread errors cap."""
+        s, broker = self.parent.settings, self.broker
+        functions.trim(broker, self.source)
+        dlq = broker.dead_letters.get(self.stage.name)
+        if dlq is not None and s.dlq_max_age:
+            dlq.trim_below((int((broker.clock() - s.dlq_max_age) * 1000), 0))
+        if dlq is not None and s.dlq_max_len:
+            dlq.trim_to(s.dlq_max_len)
+        errors = broker.streams.get(ERRORS_STREAM)
+        if errors is not None and s.errors_max_len and not errors.groups:
+            errors.trim_to(s.errors_max_len)
+
+    async def leave(self) -> None:
+        await self._call(lambda: self.broker.heartbeats.pop((self.group, self.consumer), None))

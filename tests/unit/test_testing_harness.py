@@ -1,0 +1,100 @@
+"""streams.testing.run_pipeline: a multi-stage pipeline runs in-process, without Redis.
+
+The pipeline: ``parse`` reads "tasks" and forwards to "work" (a flaky task
+fails once and is retried; a bad one is refused for good; a doomed one fails
+until it is dead-lettered), ``finish`` reads "work" and writes "done" and a
+list mirror. Retries back off by a minute: the harness moves its clock instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from streams.errors import InvalidPayload, RetryableError
+from streams.message import Message, Outgoing
+from streams.pipeline import Pipeline
+from streams.policy import RetryPolicy
+from streams.stage import Stage
+from streams.testing import run_pipeline
+
+MIRROR = "legacy:done"
+
+
+async def parse(message: Message) -> Sequence[Outgoing]:
+    kind = message.payload["kind"]
+    if kind == "bad":
+        raise InvalidPayload("kind 'bad' is not accepted")
+    if kind == "doomed" or (kind == "flaky" and message.attempt == 1):
+        raise RetryableError(f"{kind}: upstream unavailable")
+    return [Outgoing({**message.payload, "attempt": message.attempt})]
+
+
+async def finish(message: Message) -> Sequence[Outgoing]:
+    return [Outgoing({**message.payload, "done": True}),
+            Outgoing({"request_id": message.request_id}, list=MIRROR)]
+
+
+def pipeline() -> Pipeline:
+    backoff = RetryPolicy(base=60.0, factor=1.0, cap=60.0)
+    return Pipeline("harness", [
+        Stage("parse", "tasks", parse, sinks=["work"], retry=backoff, max_attempts=2),
+        Stage("finish", "work", finish, sinks=["done"]),
+    ])
+
+
+async def test_a_pipeline_runs_through_the_memory_transport_and_its_outcomes_can_be_asserted():
+    started = time.perf_counter()
+    async with run_pipeline(pipeline()) as run:
+        for rid, kind in [("ok", "plain"), ("fl", "flaky"), ("bad", "bad"), ("dd", "doomed")]:
+            await run.publish("tasks", {"kind": kind}, rid)
+        await run.drained()
+
+        assert run.stream("done") == [
+            {"kind": "plain", "attempt": 1, "done": True},
+            {"kind": "flaky", "attempt": 2, "done": True},
+        ]
+        assert run.list(MIRROR) == [{"request_id": "ok"}, {"request_id": "fl"}]
+        states = {rid: (s["stage"], s["state"]) for rid in ("ok", "fl", "bad", "dd")
+                  if (s := run.status(rid)) is not None}
+        assert states == {"ok": ("finish", "forwarded"), "fl": ("finish", "forwarded"),
+                          "bad": ("parse", "failed"), "dd": ("parse", "dead_lettered")}
+        errors = run.errors()
+        assert [(e["request_id"], e["stage"]) for e in errors] == [("bad", "parse"), ("dd", "parse")]
+        assert errors[0]["error_message"] == "InvalidPayload: kind 'bad' is not accepted"
+        [letter] = run.dead_letters("parse")
+        assert (letter.request_id, letter.attempts, letter.source) == ("dd", 2, "tasks")
+        assert letter.reason == "gave up after 2 attempts: RetryableError: doomed: upstream unavailable"
+        assert letter.errors == ["RetryableError: doomed: upstream unavailable"]
+        assert run.dead_letters("finish") == []
+    assert time.perf_counter() - started < 1.0, "a minute of backoff cost no real time"
+
+
+async def test_a_republished_request_id_is_deduplicated_and_drained_returns_at_once_when_idle():
+    async with run_pipeline(pipeline()) as run:
+        first = await run.publish("tasks", {"kind": "plain"}, "same")
+        assert await run.publish("tasks", {"kind": "plain"}, "same") == first
+        await run.drained()
+        await run.drained()
+        assert run.stream("done") == [{"kind": "plain", "attempt": 1, "done": True}]
+        assert [e["t"] for e in run.events() if e["stage"] == "publish"] == [[["same", "queued", first]]]
+
+
+async def test_drained_names_what_is_left_when_a_handler_never_finishes():
+    release = asyncio.Event()
+
+    async def hang(message: Message) -> Sequence[Outgoing]:
+        await release.wait()
+        return []
+
+    stuck = Pipeline("stuck", [Stage("hang", "tasks", hang, timeout=30.0)])
+    async with run_pipeline(stuck) as run:
+        await run.publish("tasks", {"n": 1}, "r1")
+        with pytest.raises(AssertionError, match="stage hang: 0 unread, 1 pending"):
+            await run.drained(within=0.05)
+        release.set()
+        await run.drained()
+        assert run.status("r1") is not None and run.status("r1")["state"] == "done"
