@@ -99,15 +99,15 @@ class MemoryStageTransport:
             after = claimed[-1][0]
 
     async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
-        """As XREADGROUP ... BLOCK: waits on the broker's changes, at most ``block_ms`` (0: no wait)."""
+        """As XREADGROUP ... BLOCK: waits on the broker's changes for ``block_ms`` (0: until one arrives)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + block_ms / 1000
+        deadline = loop.time() + block_ms / 1000 if block_ms else None
         stream = self.broker.stream(self.source)
         while True:
             read = await self._call(lambda: stream.read_group(self.group, self.consumer, count,
                                                               self.broker.now_ms()))
-            left = deadline - loop.time()
-            if read or left <= 0 or self.parent.woken:
+            left = None if deadline is None else deadline - loop.time()
+            if read or self.parent.woken or (left is not None and left <= 0):
                 break
             await self.broker.wait_change(left)
         return [to_delivery(self.stage.source, format_id(i), flat, 1) for i, flat in read]
