@@ -57,6 +57,7 @@ class MemoryBroker:
         self._fence_serial = 0
         self._failing = 0
         self._fail_applied = False
+        self._fail_only = ""
         self._watchers: list[asyncio.Future[None]] = []
 
     def now_ms(self) -> int:
@@ -113,21 +114,28 @@ class MemoryBroker:
 
     # -- outages ---------------------------------------------------------------
 
-    def fail_next(self, calls: int = 1, *, applied: bool = False) -> None:
+    def fail_next(self, calls: int = 1, *, applied: bool = False, only: str = "") -> None:
         """Make the next ``calls`` transport and publisher calls raise MemoryOutage.
 
         ``applied``: each call does its work first and fails after (a reply lost
-        on a dropped connection), else it fails before doing anything.
+        on a dropped connection), else it fails before doing anything. ``only``
+        names the one method whose calls fail ("commit", "read_new", "publish",
+        ...); other calls go through.
         """
-        self._failing, self._fail_applied = calls, applied
+        self._failing, self._fail_applied, self._fail_only = calls, applied, only
 
-    def enter(self) -> bool:
-        """Start one call: raise MemoryOutage now, or return whether to raise it once applied."""
-        if not self._failing:
+    @property
+    def outages_left(self) -> int:
+        """How many of the calls ``fail_next`` asked for have not failed yet."""
+        return self._failing
+
+    def enter(self, call: str) -> bool:
+        """Start call ``call``: raise MemoryOutage now, or return whether to raise it once applied."""
+        if not self._failing or (self._fail_only and call != self._fail_only):
             return False
         self._failing -= 1
         if not self._fail_applied:
-            raise MemoryOutage("memory broker: injected outage")
+            raise MemoryOutage(f"memory broker: injected outage ({call})")
         return True
 
     # -- waiting ---------------------------------------------------------------

@@ -37,7 +37,7 @@ class MemoryPublisher:
         checked("stream", stream)
         encoded = [(encode_payload(p, self.max_payload_bytes), rid) for p, rid in items]
         await asyncio.sleep(0)
-        lost_reply = self.broker.enter()
+        lost_reply = self.broker.enter("publish")
         now = self.broker.now_ms()
         ids: list[str] = []
         done: list[Done] = []
@@ -55,5 +55,5 @@ class MemoryPublisher:
         self.broker.record("publish", done, self.events_maxlen)
         self.broker.changed()
         if lost_reply:
-            raise MemoryOutage("memory broker: injected outage (the call was applied)")
+            raise MemoryOutage("memory broker: injected outage (publish, applied)")
         return ids

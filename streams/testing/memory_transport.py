@@ -24,7 +24,7 @@ from streams.settings import Settings
 from streams.stage import Stage
 from streams.testing import memory_functions as functions
 from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker, MemoryOutage
-from streams.testing.memory_streams import format_id
+from streams.testing.memory_streams import Group, format_id
 from streams.transition import Transition, Verdict
 
 T = TypeVar("T")
@@ -62,17 +62,21 @@ class MemoryStageTransport:
     def __init__(self, parent: MemoryTransport, stage: Stage, consumer: str) -> None:
         self.parent, self.broker, self.stage, self.consumer = parent, parent.broker, stage, consumer
         self.source, self.group = checked("stream", stage.source), stage.group
+        self._fence = (self.source, self.group, consumer)
+
+    def _group(self) -> Group:
+        return self.broker.stream(self.source).group(self.group)
 
     def address(self, stream: str) -> str:
         return checked("stream", stream)
 
-    async def _call(self, work: Callable[[], T]) -> T:
-        """Run ``work`` as one round trip: a yield, then the work, failing where the broker says."""
+    async def _call(self, name: str, work: Callable[[], T]) -> T:
+        """Run ``work`` as one round trip of call ``name``: a yield, then the work, failing where told."""
         await asyncio.sleep(0)
-        lost_reply = self.broker.enter()
+        lost_reply = self.broker.enter(name)
         result = work()
         if lost_reply:
-            raise MemoryOutage("memory broker: injected outage (the call was applied)")
+            raise MemoryOutage(f"memory broker: injected outage ({name}, applied)")
         return result
 
     def _deliveries(self, claimed: functions.Claimed) -> list[Delivery]:
@@ -82,16 +86,16 @@ class MemoryStageTransport:
 
     async def join(self) -> None:
         def work() -> None:
-            self.broker.stream(self.source).group(self.group).consumers.add(self.consumer)
-        await self._call(work)
+            self._group().consumers.add(self.consumer)
+        await self._call("join", work)
 
     async def token(self) -> str:
-        return await self._call(lambda: self.broker.fences.get((self.source, self.group, self.consumer), ""))
+        return await self._call("token", lambda: self.broker.fences.get(self._fence, ""))
 
     async def own_pending(self, page: int) -> AsyncIterator[list[Delivery]]:
         after: str | None = None
         while True:
-            claimed = await self._call(functools.partial(
+            claimed = await self._call("own_pending", functools.partial(
                 functions.claim_mine, self.broker, self.source, self.group, self.consumer, after, page))
             if not claimed:
                 return
@@ -104,7 +108,7 @@ class MemoryStageTransport:
         deadline = loop.time() + block_ms / 1000 if block_ms else None
         stream = self.broker.stream(self.source)
         while True:
-            read = await self._call(lambda: stream.read_group(self.group, self.consumer, count,
+            read = await self._call("read_new", lambda: stream.read_group(self.group, self.consumer, count,
                                                               self.broker.now_ms()))
             left = None if deadline is None else deadline - loop.time()
             if read or self.parent.woken or (left is not None and left <= 0):
@@ -114,32 +118,32 @@ class MemoryStageTransport:
 
     async def claim_lost(self, held: Container[str]) -> list[Delivery]:
         def work() -> functions.Claimed:
-            mine = self.broker.stream(self.source).group(self.group).held_by(self.consumer)
+            mine = self._group().held_by(self.consumer)
             lost = [format_id(i) for i in mine if format_id(i) not in held]
             return functions.claim_lost(self.broker, self.source, self.group, self.consumer, lost)
-        return self._deliveries(await self._call(work))
+        return self._deliveries(await self._call("claim_lost", work))
 
     async def consumers(self) -> list[str]:
-        return await self._call(lambda: sorted(self.broker.stream(self.source).group(self.group).consumers))
+        return await self._call("consumers", lambda: sorted(self._group().consumers))
 
     async def claim_dead(self, consumer: str, count: int) -> list[Delivery]:
-        return self._deliveries(await self._call(lambda: functions.claim_dead(
+        return self._deliveries(await self._call("claim_dead", lambda: functions.claim_dead(
             self.broker, self.source, self.group, consumer, self.consumer, count)))
 
     async def claim_stale(self, min_idle_ms: int, count: int) -> list[Delivery]:
-        return self._deliveries(await self._call(lambda: functions.claim_stale(
+        return self._deliveries(await self._call("claim_stale", lambda: functions.claim_stale(
             self.broker, self.source, self.group, self.consumer, min_idle_ms, count)))
 
     async def renew(self, ids: list[str]) -> list[str]:
         if not ids:
             return []
-        return await self._call(lambda: functions.renew(self.broker, self.source, self.group,
+        return await self._call("renew", lambda: functions.renew(self.broker, self.source, self.group,
                                                         self.consumer, ids))
 
     # -- committing ------------------------------------------------------------
 
     async def commit(self, batch: Sequence[Transition], token: str, suspect: Sequence[int] = ()) -> Verdict:
-        return await self._call(lambda: functions.commit(
+        return await self._call("commit", lambda: functions.commit(
             self.broker, self.source, self.group, self.consumer, self.stage.name, batch, token, suspect,
             self.parent.settings.events_maxlen))
 
@@ -148,13 +152,13 @@ class MemoryStageTransport:
     async def heartbeat(self, ttl: float) -> None:
         def work() -> None:
             self.broker.heartbeats[(self.group, self.consumer)] = self.broker.now_ms() + int(ttl * 1000)
-        await self._call(work)
+        await self._call("heartbeat", work)
 
     async def promote_due(self) -> int:
-        return await self._call(lambda: functions.promote(self.broker, self.source))
+        return await self._call("promote_due", lambda: functions.promote(self.broker, self.source))
 
     async def trim(self) -> None:
-        await self._call(self._trim)
+        await self._call("trim", self._trim)
 
     def _trim(self) -> None:
         """Acknowledged entries, then the DLQ's age and count bounds, then the unread errors cap."""
@@ -170,4 +174,4 @@ class MemoryStageTransport:
             errors.trim_to(s.errors_max_len)
 
     async def leave(self) -> None:
-        await self._call(lambda: self.broker.heartbeats.pop((self.group, self.consumer), None))
+        await self._call("leave", lambda: self.broker.heartbeats.pop((self.group, self.consumer), None))

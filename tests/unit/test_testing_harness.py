@@ -19,7 +19,14 @@ from streams.message import Message, Outgoing
 from streams.pipeline import Pipeline
 from streams.policy import RetryPolicy
 from streams.stage import Stage
-from streams.testing import run_pipeline
+from streams.testing import (
+    ManualClock,
+    MemoryBroker,
+    MemoryOutage,
+    MemoryPublisher,
+    MemoryTransport,
+    run_pipeline,
+)
 
 MIRROR = "legacy:done"
 
@@ -98,3 +105,37 @@ async def test_drained_names_what_is_left_when_a_handler_never_finishes():
         release.set()
         await run.drained()
         assert run.status("r1") is not None and run.status("r1")["state"] == "done"
+
+
+async def test_an_injected_outage_fails_a_call_before_it_applies_or_loses_the_reply_after():
+    broker = MemoryBroker(ManualClock())
+    transport = MemoryTransport(broker, "outage").for_stage(pipeline().stage("parse"), "a")
+    await transport.join()
+    await MemoryPublisher(broker).publish_many("tasks", [({"n": 0}, "r0"), ({"n": 1}, "r1")])
+
+    broker.fail_next(1, only="read_new")
+    assert await transport.token() == "", "other calls go through"
+    with pytest.raises(MemoryOutage):
+        await transport.read_new(1, 1)
+    assert await transport.claim_lost(set()) == [], "nothing was read"
+
+    broker.fail_next(1, applied=True, only="read_new")
+    with pytest.raises(MemoryOutage):
+        await transport.read_new(1, 1)
+    lost = await transport.claim_lost(set())
+    assert [(d.request_id, d.deliveries) for d in lost] == [("r0", 2)], "read, and its reply lost"
+    assert issubclass(MemoryOutage, transport.transient)
+    assert broker.outages_left == 0
+
+
+async def test_a_commit_whose_reply_is_lost_is_retried_by_the_runner_and_written_once():
+    async with run_pipeline(pipeline()) as run:
+        run.broker.fail_next(1, applied=True, only="commit")
+        await run.publish("tasks", {"kind": "plain"}, "ok")
+        await run.drained()
+        assert run.broker.outages_left == 0, "the first commit failed"
+    # after the block: every runner has stopped, its commit retried (every entry checked)
+    assert run.stream("work") == [{"kind": "plain", "attempt": 1}]
+    assert run.stream("done") == [{"kind": "plain", "attempt": 1, "done": True}]
+    assert [t for e in run.events() for t in e["t"] if e["stage"] == "parse"] == [
+        ["ok", "forwarded", run.entries("tasks")[0][0]]]
