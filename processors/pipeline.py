@@ -8,6 +8,11 @@
     errors  --legacy-error-->   img:translate:error   (errors of ingress, ocr, operate only)
     success, errors --results, results-errors--> callback_url webhooks
 
+The legacy lists' names, the task's id fields and the JSON of each list are
+seed 000's contracts, in processors/legacy.py; the bridge and the list pushes
+are streams' generic mechanism (streams.bridge). Settings sections are read
+through streams.settings.section, secrets through streams.settings.secrets.
+
 Run a stage: ``millstream worker processors.pipeline:build --stage operate``.
 """
 
@@ -18,6 +23,7 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from processors import legacy
 from processors.egress.policy import AddressPolicy
 from processors.images.fetch import ImageFetcher, ImageSettings
 from processors.images.memory_budget import MemoryBudget
@@ -30,7 +36,7 @@ from processors.stages.render import Renderer
 from processors.stages.results import WebhookProcessor
 from processors.stages.steps import Steps
 from processors.translate.translator import TranslateSettings, build_translator
-from streams import legacy
+from streams.bridge import ListIngress
 from streams.pipeline import Pipeline
 from streams.policy import RetryPolicy
 from streams.redis.connection import connect
@@ -76,7 +82,7 @@ def _log_stats(error: Exception) -> None:
 def build(settings: Settings) -> Pipeline:
     images_settings, legacy_settings = section(ImageSettings), section(legacy.LegacySettings)
     translate_settings, triton_settings = section(TranslateSettings), section(TritonSettings)
-    keys, registry = Keys(settings.namespace, NAME), CollectorRegistry()
+    keys, registry = Keys(settings.namespace, NAME, lists=legacy.LISTS), CollectorRegistry()
     steps, redis = Steps(registry), connect(settings)
     images = ImageFetcher(images_settings)
     ocr_engine = OcrEngine(threads=images_settings.ocr_threads)
@@ -111,11 +117,12 @@ def build(settings: Settings) -> Pipeline:
         stages.append(Stage("legacy-error", "errors", legacy.mirror_errors(legacy.ERROR, TASK_STAGES),
                             batch_size=200))
     ingress = legacy_settings.legacy_ingress
-    bridges = [legacy.ListIngress("legacy-ingress", legacy.TASKS, "tasks")] if ingress else []
+    bridges = [ListIngress("legacy-ingress", legacy.TASKS, "tasks")] if ingress else []
 
     async def close_ocr() -> None:
         ocr_engine.close()
 
-    return Pipeline(NAME, stages, bridges=bridges, registry=registry, on_stop=[
+    return Pipeline(NAME, stages, bridges=bridges, registry=registry, id_fields=legacy.ID_FIELDS,
+                    lists=legacy.LISTS, on_stop=[
         images.aclose, translator.aclose, inpainter.close, webhooks.aclose, close_ocr, redis.aclose,
     ])

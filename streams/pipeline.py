@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from streams.legacy import ListIngress
+from streams.bridge import ListIngress
 from streams.message import Handler, Middleware
+from streams.names import checked
 from streams.stage import Stage
+
+ID_FIELDS = ("request_id",)  # a pipeline's id fields unless it declares its own
 
 
 def refuse_batched_middleware(stage: Stage, middleware: Sequence[Middleware]) -> None:
@@ -35,6 +38,13 @@ class Pipeline:
     ``on_stop`` closes what the factory opened (HTTP sessions, thread pools):
     the worker awaits each after its stages have stopped. ``registry`` holds the
     processors' own metrics; the worker serves it with its own.
+
+    ``id_fields`` name the payload fields that identify a task to the outside:
+    error records report them in ``ids`` as written in the task's own text,
+    and a bridge refusing a list item reports those found in it (streams.bridge).
+    ``lists`` are the Redis lists outside the keyspace that its stages push to
+    (``Outgoing.list``); with its bridges' lists they are ``list_keys``, which
+    ``Keys`` keeps out of the namespace.
     """
 
     name: str
@@ -43,13 +53,21 @@ class Pipeline:
     bridges: Sequence[ListIngress] = field(default_factory=tuple)
     on_stop: Sequence[Callable[[], Awaitable[object]]] = field(default_factory=tuple)
     registry: CollectorRegistry | None = None
+    id_fields: Sequence[str] = ID_FIELDS
+    lists: Sequence[str] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "id_fields", tuple(checked("id field", f) for f in self.id_fields))
         for stage in self.stages:
             refuse_batched_middleware(stage, self.middleware)
         names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]
         if len(set(names)) != len(names):
             raise ValueError(f"pipeline {self.name!r}: stage names must be unique, got {names}")
+
+    @property
+    def list_keys(self) -> tuple[str, ...]:
+        """Every Redis list the pipeline reads or writes: its bridges' and ``lists``."""
+        return tuple(dict.fromkeys([*(b.list_key for b in self.bridges), *self.lists]))
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:

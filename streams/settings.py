@@ -1,5 +1,10 @@
 """Settings: frozen dataclasses built from ``MILLSTREAM_*`` variables, read here only.
 
+The environment is read by ``from_env``, ``section`` and ``secrets`` only (each
+takes an ``environ``, by default ``os.environ``); so are the defaults that come
+from it (``operator``: SUDO_USER, USER or LOGNAME). A ``Settings`` built directly
+reads nothing: its operator defaults to "unknown".
+
 Each field ``foo_bar`` of a settings class is the variable ``MILLSTREAM_FOO_BAR``.
 Every ``MILLSTREAM_*`` variable in the environment must belong to a known
 field, so a typo fails at start-up with a message naming the variable, and so
@@ -80,8 +85,7 @@ class Settings:
         if self.errors_max_len < 0:
             raise ConfigError(variable("errors_max_len"), "must be >= 0 (0 keeps everything)")
         if not self.operator:
-            who = os.environ.get("SUDO_USER") or os.environ.get("USER") or os.environ.get("LOGNAME")
-            object.__setattr__(self, "operator", who or "unknown")
+            object.__setattr__(self, "operator", "unknown")
         if not self.consumer:
             object.__setattr__(self, "consumer", f"{os.uname().nodename}-{os.getpid()}")
 
@@ -163,8 +167,19 @@ def secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return secret_values(os.environ if environ is None else environ)
 
 
+def operator_of(environ: Mapping[str, str]) -> str:
+    """Who runs the command, for the audit of operator actions: the user behind sudo, else the user."""
+    return environ.get("SUDO_USER") or environ.get("USER") or environ.get("LOGNAME") or "unknown"
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """The core settings from ``environ`` (default ``os.environ``), validated."""
+    """The core settings from ``environ`` (default ``os.environ``), validated.
+
+    Unset (or empty), ``MILLSTREAM_OPERATOR`` defaults to the user ``environ`` names (``operator_of``).
+    """
     env = os.environ if environ is None else environ
     check_unknown(env, [Settings, *registered_sections()])
-    return load(Settings, env)
+    settings = load(Settings, env)
+    if not env.get(variable("operator")):
+        settings = dataclasses.replace(settings, operator=operator_of(env))
+    return settings

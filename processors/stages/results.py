@@ -27,8 +27,8 @@ from aiohttp.abc import AbstractResolver
 
 from processors.egress.http import EgressClient
 from processors.egress.policy import AddressPolicy, EgressRefused, display_url
+from processors.legacy import error_contract, success_contract
 from streams.errors import InvalidPayload, PermanentError, RetryableError
-from streams.legacy import error_contract, success_contract
 from streams.message import Message, Outgoing
 from streams.text.redact import redact
 

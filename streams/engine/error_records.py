@@ -7,12 +7,13 @@ A record is one JSON object::
     error_message  why, redacted (streams.text.redact) and cut to MAX_MESSAGE_CHARS
     timestamp      unix seconds
     stage, entry_id, stream
-    ids            {"request_id", "image_id"}: the task's ids as written in its own
-                   text (a string's characters, a number's literal) or null: what
-                   the legacy error list reports (streams.legacy.error_contract)
+    ids            the pipeline's id fields (Pipeline.id_fields, by default
+                   ``request_id``) as written in the task's own text (a string's
+                   characters, a number's literal) or null: what a pipeline can
+                   report outside, e.g. on a list (processors.legacy.error_contract)
     payload        the task as decoded; for an entry that did not decode, or whose
                    payload cannot be encoded again (orjson refuses nesting deeper
-                   than 255), ``{"raw": its text, "request_id", "image_id"}``
+                   than 255), ``{"raw": its text, <each id field>}``
 
 A record never exceeds the payload limit: past it, ``raw`` keeps its first
 RAW_PREFIX_BYTES and ``raw_bytes`` says how long it was. ``ErrorRecords.build``
@@ -23,14 +24,15 @@ record made of texts only, and the task still gets its one outcome.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from streams.codec import printable
 from streams.delivery import Delivery
-from streams.text.lenient import IDS, MAX_ID_CHARS, read_ids, safe_text
+from streams.pipeline import ID_FIELDS
+from streams.text.lenient import MAX_ID_CHARS, read_ids, safe_text
 from streams.text.redact import redact
 from streams.transition import ErrorRecord
 
@@ -64,15 +66,15 @@ def raw_text(d: Delivery) -> str | dict[str, str]:
     return printable(d.fields) if data is None else data.decode(errors="replace")
 
 
-def task_ids(d: Delivery) -> dict[str, str | None]:
-    """The task's ids as written in its text (see the module doc)."""
+def task_ids(d: Delivery, names: Sequence[str] = ID_FIELDS) -> dict[str, str | None]:
+    """The task's ids ``names`` as written in its text (see the module doc)."""
     payload = d.message.payload if d.message is not None else None
     if payload is not None:
-        ids = {name: payload.get(name) for name in IDS}
+        ids = {name: payload.get(name) for name in names}
         if all(type(v) is str or v is None or isinstance(v, dict | list) for v in ids.values()):
             return {k: v[:MAX_ID_CHARS] if type(v) is str else None for k, v in ids.items()}
     data = d.fields.get(b"d")
-    return read_ids(data.decode(errors="replace")) if data is not None else dict.fromkeys(IDS)
+    return read_ids(data.decode(errors="replace"), names) if data is not None else dict.fromkeys(names)
 
 
 def _prefix(raw: str | dict[str, str]) -> str:
@@ -85,11 +87,15 @@ def _size(raw: str | dict[str, str]) -> int:
 
 
 class ErrorRecords:
-    """Builds the error records of one stage (entries of ``stream`` read by ``stage``)."""
+    """Builds the error records of one stage (entries of ``stream`` read by ``stage``).
 
-    def __init__(self, stage: str, stream: str, limit: int, secrets: Iterable[str] = ()) -> None:
+    ``id_fields``: the pipeline's id fields, reported in ``ids`` (Pipeline.id_fields).
+    """
+
+    def __init__(self, stage: str, stream: str, limit: int, secrets: Iterable[str] = (),
+                 id_fields: Sequence[str] = ID_FIELDS) -> None:
         self.stage, self.stream, self.limit = stage, stream, limit
-        self.secrets = tuple(secrets)
+        self.secrets, self.id_fields = tuple(secrets), tuple(id_fields)
 
     def build(self, d: Delivery, reason: str) -> ErrorRecord:
         """The record of ``d`` failing for ``reason``; never raises."""
@@ -99,7 +105,7 @@ class ErrorRecords:
             return self._bare(d, reason)
 
     def _full(self, d: Delivery, reason: str) -> ErrorRecord:
-        ids = task_ids(d)
+        ids = task_ids(d, self.id_fields)
         record: dict[str, Any] = {
             "request_id": d.request_id, "error_message": clean(reason, self.secrets),
             "timestamp": int(time.time()), "stage": self.stage, "entry_id": d.id, "stream": self.stream,
@@ -123,7 +129,7 @@ class ErrorRecords:
     def _bare(self, d: Delivery, reason: str) -> ErrorRecord:
         """A record of texts only, for when the full one could not be built."""
         rid = _or(lambda: safe_text(d.request_id)[:MAX_ID_CHARS], f"entry:{d.id}")
-        ids = _or(lambda: task_ids(d), dict.fromkeys(IDS))
+        ids = _or(lambda: task_ids(d, self.id_fields), dict.fromkeys(self.id_fields))
         record = {
             "request_id": rid, "error_message": _or(lambda: clean(reason, self.secrets), "unknown error"),
             "timestamp": int(time.time()), "stage": self.stage, "entry_id": d.id, "stream": self.stream,

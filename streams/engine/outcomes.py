@@ -26,6 +26,7 @@ from streams.delivery import Delivery
 from streams.engine.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
 from streams.message import Outgoing
 from streams.names import checked
+from streams.pipeline import ID_FIELDS
 from streams.policy import describe
 from streams.stage import Stage
 from streams.transition import Append, DeadLetter, Delay, Forward, ListPush, Op, State, Transition
@@ -68,16 +69,17 @@ class Outcomes:
     """The transitions of one stage's entries.
 
     ``source`` is the transport's name of the stage's source (streams.transport:
-    ``address``): dead letters and error records name where their entry was read.
+    ``address``): dead letters and error records name where their entry was read;
+    error records report the pipeline's ``id_fields`` (Pipeline.id_fields).
     """
 
     def __init__(self, stage: Stage, consumer: str, source: str, max_payload_bytes: int,
-                 secrets: Sequence[str] = ()) -> None:
+                 secrets: Sequence[str] = (), id_fields: Sequence[str] = ID_FIELDS) -> None:
         self.stage, self.consumer, self.source = stage, consumer, source
         self.max_payload_bytes, self.secrets = max_payload_bytes, tuple(secrets)
         self._sinks = tuple(checked("stream", name) for name in stage.sinks)
         self._named: set[str] = set()  # stream names of outputs, checked once
-        self.records = ErrorRecords(stage.name, stage.source, max_payload_bytes, secrets)
+        self.records = ErrorRecords(stage.name, stage.source, max_payload_bytes, secrets, id_fields)
 
     def forward(self, d: Delivery, outputs: Sequence[Outgoing]) -> Transition:
         """Raises PayloadTooLarge before anything is written when an output is too big."""

@@ -32,7 +32,7 @@ from streams.engine.outcomes import Outcomes
 from streams.engine.watchdog import Slot
 from streams.message import Middleware
 from streams.metrics import Metrics
-from streams.pipeline import chain, refuse_batched_middleware
+from streams.pipeline import ID_FIELDS, chain, refuse_batched_middleware
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.timing import pause
@@ -47,15 +47,18 @@ COMMITS_IN_FLIGHT = 3
 
 class StageRunner:
     def __init__(self, transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
-                 middleware: Sequence[Middleware] = (), secrets: Sequence[str] = ()) -> None:
-        """``secrets``: known secret values, masked in error records and dead letters (text.redact)."""
+                 middleware: Sequence[Middleware] = (), secrets: Sequence[str] = (), *,
+                 id_fields: Sequence[str] = ID_FIELDS) -> None:
+        """``secrets``: known secret values, masked in error records and dead letters (text.redact);
+        ``id_fields``: the pipeline's id fields, reported in error records (Pipeline.id_fields)."""
         refuse_batched_middleware(stage, middleware)
         self.stage, self.settings = stage, settings
         self.transport = transport.for_stage(stage, settings.consumer)
         self.metrics = metrics.for_stage(transport.pipeline, stage.name)
         self.inbox = Inbox(stage.max_in_flight)
         source = self.transport.address(stage.source)
-        self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets)
+        self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets,
+                                 id_fields)
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
         self.handling = Handling(stage, handler, self.outcomes, self.metrics)
         self._outbox = Outbox()

@@ -30,34 +30,42 @@ were the dedup records of earlier versions; they expire within a day of the
 upgrade and are no longer written.
 
 Consumer groups are named after the stage that reads the stream. Every key
-starts with ``<namespace>:{``, so none can equal a legacy list name such as
-``img:translate:tasks`` (see CONTRACTS.md); ``Keys`` refuses namespaces that
-could.
+starts with ``<namespace>:{``. The Redis lists a pipeline bridges (streams.bridge)
+are exact keys outside this keyspace: ``Keys`` given them (``Pipeline.list_keys``)
+refuses a namespace that one of them lies in, so no key of the pipeline can
+ever equal one of its lists.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from streams.errors import ConfigError
 from streams.names import checked
 
-LEGACY_PREFIXES = ("img:", "hosting:", "ocr:")
 ERRORS = "errors"
 
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """Key names for pipeline ``pipeline`` under ``namespace``."""
+    """Key names for pipeline ``pipeline`` under ``namespace``.
+
+    ``lists``: the lists outside the keyspace that the pipeline reads or writes;
+    a namespace that one of them starts with (``<namespace>:``) is refused.
+    """
 
     namespace: str
     pipeline: str
+    lists: Sequence[str] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         checked("namespace", self.namespace)
         checked("pipeline", self.pipeline)
-        if any(f"{self.namespace}:".startswith(p) for p in LEGACY_PREFIXES):
-            raise ConfigError("namespace", f"{self.namespace!r} collides with legacy list names")
+        for key in self.lists:
+            if key.startswith(f"{self.namespace}:"):
+                raise ConfigError("namespace", f"{self.namespace!r} collides with legacy list {key!r}: "
+                                  "the lists a pipeline bridges lie outside its namespace")
 
     @property
     def prefix(self) -> str:

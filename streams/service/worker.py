@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from streams.engine.runner import StageRunner
-from streams.legacy import IngressRunner
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.redis import library, stats
+from streams.redis.bridge import IngressRunner
 from streams.redis.connection import connect
 from streams.redis.keys import Keys
 from streams.redis.transport import RedisTransport
@@ -65,16 +65,17 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     registry = registry or pipeline.registry or CollectorRegistry()
     metrics = Metrics(registry)
     serve_metrics(settings, registry)
-    keys = Keys(settings.namespace, pipeline.name)
+    keys = Keys(settings.namespace, pipeline.name, lists=pipeline.list_keys)
     redis = connect(settings)
     await library.load(redis)
     known = secrets()
     transport = RedisTransport(redis, keys, settings)
     runners: list[StageRunner | IngressRunner] = [
-        StageRunner(transport, s, settings, metrics, pipeline.middleware, known) for s in stages
+        StageRunner(transport, s, settings, metrics, pipeline.middleware, known, id_fields=pipeline.id_fields)
+        for s in stages
     ]
     runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen,
-                              settings.max_payload_bytes) for b in bridges]
+                              settings.max_payload_bytes, id_fields=pipeline.id_fields) for b in bridges]
     _settle_heap()
     def stop_all() -> None:
         for runner in runners:

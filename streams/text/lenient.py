@@ -1,7 +1,7 @@
 """Reading a task's ids from JSON text that a strict parser refuses.
 
-``read_ids(text)`` scans the top level of a JSON object given as text and
-returns ``request_id`` and ``image_id`` as text, tolerating what orjson
+``read_ids(text, names)`` scans the top level of a JSON object given as text and
+returns the values named ``names`` (a pipeline's id fields) as text, tolerating what orjson
 refuses: NaN, Infinity, hex or huge numbers, raw control characters, bad
 escapes, nesting beyond any depth limit, a cut-off end. A string value reads
 as its characters; any other scalar as its literal exactly as written
@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-IDS = ("request_id", "image_id")
 MAX_ID_CHARS = 1024  # an id longer than this is not an id: it is cut, so records stay small
 MAX_STEPS = 100_000  # brackets and strings skipped per scan: bounds a hostile text's cost (~50 ms)
 
@@ -31,7 +30,7 @@ _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
 _SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
-def read_ids(text: str, names: Sequence[str] = IDS) -> dict[str, str | None]:
+def read_ids(text: str, names: Sequence[str]) -> dict[str, str | None]:
     """``names`` of the top-level object in ``text``, each as text or None (see the module doc)."""
     found: dict[str, str | None] = dict.fromkeys(names)
     longest, end, budget = max(map(len, names), default=0), len(text), [MAX_STEPS]

@@ -15,8 +15,8 @@ import redis as sync_redis
 from PIL import Image
 
 from processors.inference.server import TritonOptions, TritonServer
+from processors.legacy import ERROR, SUCCESS, TASKS
 from processors.local import samples
-from streams.legacy import ERROR, SUCCESS, TASKS
 from streams.redis.server import EmbeddedRedis
 from tests.conftest import require_font, require_tool
 from tests.e2e.imgtr_stack import ImgtrStack

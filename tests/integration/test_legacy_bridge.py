@@ -9,9 +9,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from processors.legacy import LegacySettings, mirror_errors, mirror_success
+from streams.bridge import ListIngress
 from streams.codec import decode
 from streams.errors import DecodeError
-from streams.legacy import IngressRunner, LegacySettings, ListIngress, mirror_errors, mirror_success
+from streams.redis.bridge import IngressRunner
 from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings, from_env

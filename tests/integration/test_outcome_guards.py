@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from redis.asyncio import Redis
 
+from processors.legacy import ID_FIELDS as TASK_IDS
 from streams.errors import InvalidPayload
 from streams.message import Message, Outgoing
 from streams.policy import RetryPolicy
@@ -20,8 +21,9 @@ async def rejects(message: Message) -> list[Outgoing]:
 
 
 async def finish(redis: Redis, keys: Keys, stage: Stage, settings: Settings, records: int) -> list[dict]:
-    """Run ``stage`` until ``records`` error records exist and it holds nothing; assert it is still alive."""
-    async with running(redis, keys, stage, settings) as runner:
+    """Run ``stage`` (of a pipeline declaring the image task's ids) until ``records`` error records exist
+    and it holds nothing; assert it is still alive."""
+    async with running(redis, keys, stage, settings, id_fields=TASK_IDS) as runner:
         await wait_for(lambda: xlen_at_least(redis, keys.errors, records))
         await wait_for(lambda: _idle(redis, keys, stage))
         assert runner.started.is_set()

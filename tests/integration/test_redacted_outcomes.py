@@ -9,8 +9,8 @@ import uuid
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from processors.legacy import mirror_errors
 from streams.engine.runner import StageRunner
-from streams.legacy import mirror_errors
 from streams.message import Message, Outgoing
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy

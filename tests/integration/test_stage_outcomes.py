@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from redis.asyncio import Redis
 
+from processors.legacy import ID_FIELDS as TASK_IDS
 from streams.errors import InvalidPayload
 from streams.message import Message, Outgoing
 from streams.policy import RetryPolicy
@@ -105,7 +106,7 @@ async def test_undecodable_entry_becomes_error_record_and_worker_goes_on(
     await redis.xadd(keys.stream("in"), {"garbage": "yes"})
     await redis.xadd(keys.stream("in"), {"v": "1", "d": "{not json", "rid": "bad-json"})
     await Publisher(redis, keys).publish("in", {"n": 5})
-    async with running(redis, keys, Stage("double", "in", double, sinks=["out"]), settings):
+    async with running(redis, keys, Stage("double", "in", double, sinks=["out"]), settings, id_fields=TASK_IDS):
         await wait_for(lambda: redis.xlen(keys.stream("out")))
         await wait_for(lambda: xlen_at_least(redis, keys.errors, 2))
     errors = await payloads(redis, keys.errors)

@@ -39,7 +39,7 @@ def copier(settings: Settings) -> Pipeline:
 
 def legacy_bridge(settings: Settings) -> Pipeline:
     """Only the list ingress, from list MSTEST_LIST into stream "tasks"."""
-    from streams.legacy import ListIngress
+    from streams.bridge import ListIngress
 
     return Pipeline(os.environ["MSTEST_PIPELINE"], [],
                     bridges=[ListIngress("legacy-ingress", os.environ["MSTEST_LIST"], "tasks", batch=50)])

@@ -21,10 +21,12 @@ import orjson
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from processors.legacy import mirror_errors, mirror_success
 from processors.pipeline import TASK_STAGES, build
+from streams.bridge import ListIngress
 from streams.engine.runner import StageRunner
-from streams.legacy import IngressRunner, ListIngress, mirror_errors, mirror_success
 from streams.metrics import Metrics
+from streams.redis.bridge import IngressRunner
 from streams.redis.keys import Keys
 from streams.redis.transport import RedisTransport
 from streams.settings import Settings
@@ -80,9 +82,10 @@ async def legacy_stack(redis: Redis, keys: Keys, settings: Settings,
         dataclasses.replace(pipeline.stage("legacy-success"), processor=mirror_success([stack.success])),
     ]
     metrics = Metrics(CollectorRegistry())
-    stack.runners = [StageRunner(RedisTransport(redis, keys, settings), s, settings, metrics, pipeline.middleware, secrets) for s in stages]
+    stack.runners = [StageRunner(RedisTransport(redis, keys, settings), s, settings, metrics, pipeline.middleware, secrets,
+                                 id_fields=pipeline.id_fields) for s in stages]
     bridge = IngressRunner(redis, keys, ListIngress("legacy-ingress", stack.tasks, "tasks"), settings.status_ttl,
-                           settings.events_maxlen, settings.max_payload_bytes)
+                           settings.events_maxlen, settings.max_payload_bytes, id_fields=pipeline.id_fields)
     stack.jobs = [asyncio.create_task(r.run()) for r in stack.runners]
     stack.jobs.append(asyncio.create_task(bridge.run()))
     await asyncio.gather(*(r.started.wait() for r in stack.runners))

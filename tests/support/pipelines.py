@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from streams.codec import decode
 from streams.engine.runner import StageRunner
 from streams.metrics import Metrics
+from streams.pipeline import ID_FIELDS
 from streams.redis.keys import Keys
 from streams.redis.transport import RedisTransport
 from streams.settings import Settings
@@ -21,9 +22,10 @@ from streams.stage import Stage
 
 @contextlib.asynccontextmanager
 async def running(redis: Redis, keys: Keys, stage: Stage, settings: Settings,
-                  metrics: Metrics | None = None) -> AsyncIterator[StageRunner]:
-    """Run ``stage`` while the block runs; stop it gracefully after."""
-    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, metrics or Metrics(CollectorRegistry()))
+                  metrics: Metrics | None = None, id_fields: Sequence[str] = ID_FIELDS) -> AsyncIterator[StageRunner]:
+    """Run ``stage`` while the block runs, for a pipeline declaring ``id_fields``; stop it gracefully after."""
+    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, metrics or Metrics(CollectorRegistry()),
+                         id_fields=id_fields)
     task = asyncio.create_task(runner.run())
     await asyncio.wait([task, asyncio.create_task(runner.started.wait())],
                        return_when=asyncio.FIRST_COMPLETED)

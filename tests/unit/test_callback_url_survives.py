@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
+from processors import legacy
 from processors.images.fetch import ImageFetcher, ImageSettings
 from processors.images.storage import LocalStore
 from processors.local.samples import find_cjk_font, product_image
@@ -20,7 +21,6 @@ from processors.stages.steps import Steps
 from processors.translate.glossary import load_glossary
 from processors.translate.metrics import TranslateMetrics
 from processors.translate.translator import GlossaryTranslator
-from streams import legacy
 from streams.message import Message
 
 HOOK = "https://hooks.example/done?task=1"

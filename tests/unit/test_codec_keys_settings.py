@@ -47,7 +47,7 @@ def test_keys_share_the_pipeline_hash_tag_and_never_equal_legacy_lists() -> None
     assert all(k.startswith("ms:{imgtr}:") for k in made)
     assert not set(made) & set(LEGACY)
     with pytest.raises(ConfigError, match="collides with legacy"):
-        Keys("img", "translate")
+        Keys("img", "translate", lists=LEGACY)
 
 
 def test_the_dedup_prefix_is_the_status_prefix_with_seen_for_status_as_ms_publish_derives_it() -> None:

@@ -7,6 +7,7 @@ import time
 import orjson
 import pytest
 
+from processors.legacy import ID_FIELDS as TASK_IDS
 from streams.delivery import Delivery, to_delivery
 from streams.engine.error_records import MAX_MESSAGE_CHARS, ErrorRecords, clean
 from streams.message import Message
@@ -33,14 +34,14 @@ from streams.text.lenient import read_ids
     ],
 )
 def test_ids_are_read_from_the_top_level_of_any_text(text: str, expected: tuple[str | None, str | None]) -> None:
-    ids = read_ids(text)
+    ids = read_ids(text, TASK_IDS)
     assert (ids["request_id"], ids["image_id"]) == expected
 
 
 def test_reading_ids_of_a_hostile_megabyte_is_bounded() -> None:
     hostile = '{"pad": ' + '["a",' * 200_000 + "1" + "]" * 200_000 + ', "request_id": "r"}'
     started = time.perf_counter()
-    assert read_ids(hostile)["request_id"] is None, "past the step budget nothing more is read"
+    assert read_ids(hostile, TASK_IDS)["request_id"] is None, "past the step budget nothing more is read"
     assert time.perf_counter() - started < 2.0
 
 
@@ -66,23 +67,23 @@ def delivery(payload: object, flat: list[bytes] | None = None) -> Delivery:
 
 
 def test_a_payload_that_cannot_be_encoded_is_kept_as_the_entry_text() -> None:
-    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096).build(delivery({"request_id": "r1", "s": {1}}), "boom").data)
+    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096, id_fields=TASK_IDS).build(delivery({"request_id": "r1", "s": {1}}), "boom").data)
     assert record["payload"] == {"raw": '{"request_id": "r1"}', "request_id": "r1", "image_id": None}
     assert record["error_message"] == "boom" and record["ids"] == {"request_id": "r1", "image_id": None}
 
 
 def test_a_record_that_cannot_be_built_in_full_falls_back_to_texts() -> None:
     broken = delivery({"s": {1}}, flat=[b"d", 5])  # type: ignore[list-item]  # the entry's text cannot be read
-    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096).build(broken, "why \ud800").data)
+    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096, id_fields=TASK_IDS).build(broken, "why \ud800").data)
     assert record["payload"] == {"raw": None, "request_id": None, "image_id": None}
     assert (record["request_id"], record["error_message"]) == ("r1", "why \ufffd")
 
 
 def test_an_undecodable_entry_keeps_its_fields_and_the_ids_in_its_text() -> None:
     d = to_delivery("tasks", b"1-0", [b"v", b"1", b"d", b'{"request_id": 9007199254740993, "x": NaN}'], 1)
-    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096).build(d, "bad").data)
+    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096, id_fields=TASK_IDS).build(d, "bad").data)
     assert record["ids"] == {"request_id": "9007199254740993", "image_id": None}
     assert record["payload"]["raw"] == '{"request_id": 9007199254740993, "x": NaN}', "its d, as text"
     junk = to_delivery("tasks", b"2-0", [b"garbage", b"\xffyes"], 1)
-    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096).build(junk, "bad").data)
+    record = orjson.loads(ErrorRecords("ocr", "tasks", 4096, id_fields=TASK_IDS).build(junk, "bad").data)
     assert record["payload"] == {"raw": {"garbage": "\ufffdyes"}, "request_id": None, "image_id": None}

@@ -556,30 +556,37 @@ local function label_of(raw)
 end
 
 -- An id named `name` anywhere in `window`, as a plain string or a number's literal.
+-- Names are the pipeline's id fields (letters, digits, _ . -, checked by
+-- streams.names): their punctuation is escaped, so `.` and `-` match themselves.
 local function find_id(window, name)
-  return short_id(string.match(window, '"' .. name .. '"%s*:%s*"([^"\\]*)"'))
-      or short_id(string.match(window, '"' .. name .. '"%s*:%s*(%-?[%w%.%+%-]+)'))
+  local quoted = '"' .. string.gsub(name, '%p', '%%%0') .. '"'
+  return short_id(string.match(window, quoted .. '%s*:%s*"([^"\\]*)"'))
+      or short_id(string.match(window, quoted .. '%s*:%s*(%-?[%w%.%+%-]+)'))
 end
 
--- The error record of an item over `limit` bytes: its first bytes and its size, not the item.
-local function refusal(list, stage, now, raw, limit, rid)
+-- The error record of an item over `limit` bytes: its first bytes, its size and
+-- the ids named `names` (the pipeline's id fields) found near its start, not the item.
+local function refusal(list, stage, now, raw, limit, rid, names)
   local window = string.sub(raw, 1, ID_WINDOW)
-  local ids = {request_id = find_id(window, 'request_id') or cjson.null,
-               image_id = find_id(window, 'image_id') or cjson.null}
+  local ids, payload = {}, {raw = utf8_text(string.sub(raw, 1, REFUSED_PREFIX)), raw_bytes = #raw}
+  for _, name in ipairs(names) do
+    ids[name] = find_id(window, name) or cjson.null
+  end
+  for _, name in ipairs(names) do
+    payload[name] = ids[name]
+  end
   return cjson.encode({
     request_id = rid, timestamp = math.floor(tonumber(now) / 1000), stage = stage,
     error_message = 'task refused from list ' .. list .. ': it is ' .. #raw ..
       ' bytes, over the limit of ' .. limit .. ' bytes (MILLSTREAM_MAX_PAYLOAD_BYTES); ' ..
       'store large data elsewhere and send a reference',
-    entry_id = cjson.null, stream = list, ids = ids,
-    payload = {raw = utf8_text(string.sub(raw, 1, REFUSED_PREFIX)), raw_bytes = #raw,
-               request_id = ids.request_id, image_id = ids.image_id}})
+    entry_id = cjson.null, stream = list, ids = ids, payload = payload})
 end
 
 -- ms_ingress: KEYS = list, stream, events, errors
 -- ARGV = now_ms, count, status_ttl_ms, events_maxlen, status_prefix, stage,
---        max_item_bytes, max_call_bytes
--- Pops legacy tasks from the head of the list (where BLPOP took them), one at
+--        max_item_bytes, max_call_bytes, id_field...
+-- Pops tasks from the head of the list (where BLPOP took them), one at
 -- a time, and appends each to the stream in the same atomic call, so a crash
 -- of the bridge neither loses nor repeats a task. Stops after `count` items, or
 -- once the items popped add up to `max_call_bytes`, so one call moves at most
@@ -588,10 +595,12 @@ end
 -- reading JSON here costs Redis milliseconds per MiB
 -- (docs/decisions/0017-bridge-moves-items-unread.md). An item over
 -- max_item_bytes is not copied: it becomes an error record keeping its first
--- bytes, its size and the ids found near its start. Returns how many items left the list.
+-- bytes, its size and the ids (fields named id_field...) found near its start.
+-- Returns how many items left the list.
 local function ingress(keys, args)
   local now, count, stage = args[1], tonumber(args[2]), args[6]
   local max_item, max_call = tonumber(args[7]), tonumber(args[8])
+  local names = {unpack(args, 9)}
   local clock, done, moved, n = redis.call('TIME'), {}, 0, 0
   while n < count and moved < max_call do
     local raw = redis.call('LPOP', keys[1])
@@ -599,7 +608,7 @@ local function ingress(keys, args)
     n, moved = n + 1, moved + #raw
     local rid = label_of(raw) or ('legacy-' .. clock[1] .. clock[2] .. '-' .. n)
     if #raw > max_item then
-      local record_json = refusal(keys[1], stage, now, raw, max_item, rid)
+      local record_json = refusal(keys[1], stage, now, raw, max_item, rid, names)
       local id = redis.call('XADD', keys[4], '*', 'v', '1', 'd', record_json, 'rid', rid, 'att', '1', 't0', now)
       done[#done + 1] = {rid, 'failed', id}
     else
