@@ -120,7 +120,8 @@ class PipelineRun:
     async def _wait(self, seconds: float) -> None:
         """Until the broker changes, a runner ends, or ``seconds`` pass."""
         change = asyncio.ensure_future(self.broker.wait_change(seconds))
-        await asyncio.wait([change, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        running = [t for t in self._tasks if not t.done()]  # one that ended normally must not wake us
+        await asyncio.wait([change, *running], return_when=asyncio.FIRST_COMPLETED)
         change.cancel()
 
     # -- what the pipeline wrote -------------------------------------------------

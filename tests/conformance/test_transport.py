@@ -194,6 +194,14 @@ async def test_claim_dead_refuses_while_the_heartbeat_lives_then_takes_all_and_d
     assert await backend.pending() == [(i, "b", 2) for i in ids]
 
 
+async def test_claim_dead_deletes_a_consumer_without_a_heartbeat_that_holds_nothing(backend: Backend):
+    a, _ = await joined(backend, "a", "idle")
+
+    assert await a.claim_dead("idle", 10) == []
+
+    assert await a.consumers() == ["a"]
+
+
 async def test_leaving_drops_the_heartbeat_so_peers_claim_at_once(backend: Backend):
     a, b = await joined(backend, "a", "b")
     await a.heartbeat(30.0)

@@ -4,6 +4,7 @@ The pipeline: ``parse`` reads "tasks" and forwards to "work" (a flaky task
 fails once and is retried; a bad one is refused for good; a doomed one fails
 until it is dead-lettered), ``finish`` reads "work" and writes "done" and a
 list mirror. Retries back off by a minute: the harness moves its clock instead.
+The double's own parts follow: injected outages, the dedup window, trim bounds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from streams.errors import InvalidPayload, RetryableError
 from streams.message import Message, Outgoing
 from streams.pipeline import Pipeline
 from streams.policy import RetryPolicy
+from streams.settings import Settings
 from streams.stage import Stage
 from streams.testing import (
     ManualClock,
@@ -27,6 +29,8 @@ from streams.testing import (
     MemoryTransport,
     run_pipeline,
 )
+from streams.testing.memory_streams import Stream
+from streams.transition import DeadLetter, ErrorRecord, State, Transition
 
 MIRROR = "legacy:done"
 
@@ -43,6 +47,10 @@ async def parse(message: Message) -> Sequence[Outgoing]:
 async def finish(message: Message) -> Sequence[Outgoing]:
     return [Outgoing({**message.payload, "done": True}),
             Outgoing({"request_id": message.request_id}, list=MIRROR)]
+
+
+def run_entries(stream: Stream) -> list[tuple[tuple[int, int], list[bytes]]]:
+    return [(i, stream.entries[i]) for i in stream.ids]
 
 
 def pipeline() -> Pipeline:
@@ -139,3 +147,35 @@ async def test_a_commit_whose_reply_is_lost_is_retried_by_the_runner_and_written
     assert run.stream("done") == [{"kind": "plain", "attempt": 1, "done": True}]
     assert [t for e in run.events() for t in e["t"] if e["stage"] == "parse"] == [
         ["ok", "forwarded", run.entries("tasks")[0][0]]]
+
+
+async def test_a_request_id_is_published_again_once_the_dedup_window_has_passed():
+    clock = ManualClock()
+    publisher = MemoryPublisher(MemoryBroker(clock), Settings(consumer="memory", dedup_window=60.0))
+    first = await publisher.publish("tasks", {"n": 1}, "r1")
+    clock.advance(59.9)
+    assert await publisher.publish("tasks", {"n": 1}, "r1") == first
+
+    clock.advance(0.2)
+
+    assert await publisher.publish("tasks", {"n": 1}, "r1") != first
+
+
+async def test_trim_keeps_the_newest_dead_letters_and_unread_error_records_within_their_bounds():
+    broker = MemoryBroker(ManualClock())
+    settings = Settings(consumer="memory", dlq_max_len=1, errors_max_len=2)
+    transport = MemoryTransport(broker, "bounds", settings).for_stage(pipeline().stage("parse"), "a")
+    await transport.join()
+    await MemoryPublisher(broker).publish_many("tasks", [({"n": i}, f"r{i}") for i in range(3)])
+    read = await transport.read_new(3, 1)
+    await transport.commit([
+        Transition(d.id, d.request_id, State.DEAD_LETTERED,
+                   [DeadLetter("parse", [b"rid", d.request_id.encode()]),
+                    ErrorRecord(b'{"n":%d}' % i, d.request_id, 0)])
+        for i, d in enumerate(read)], await transport.token())
+
+    await transport.trim()
+
+    assert [f for _, f in run_entries(broker.dead_letters["parse"])] == [[b"rid", b"r2"]]
+    assert [f[3] for _, f in run_entries(broker.streams["errors"])] == [b'{"n":1}', b'{"n":2}']
+    assert len(broker.streams["tasks"]) == 0, "every entry was acknowledged"
