@@ -35,13 +35,13 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+import streams.testing.memory_functions as functions
 from streams.codec import decode
 from streams.engine.runner import StageRunner
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.redis.deadletters import DeadLetter
 from streams.settings import Settings
-from streams.testing import memory_functions as functions
 from streams.testing.clock import ManualClock
 from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker
 from streams.testing.memory_publisher import MemoryPublisher

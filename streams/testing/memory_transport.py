@@ -18,11 +18,11 @@ import functools
 from collections.abc import AsyncIterator, Callable, Container, Sequence
 from typing import TypeVar
 
+import streams.testing.memory_functions as functions
 from streams.delivery import Delivery, to_delivery
 from streams.names import checked
 from streams.settings import Settings
 from streams.stage import Stage
-from streams.testing import memory_functions as functions
 from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker, MemoryOutage
 from streams.testing.memory_streams import Group, format_id
 from streams.transition import Transition, Verdict
