@@ -179,8 +179,8 @@ async def run_pipeline(pipeline: Pipeline, settings: Settings | None = None, *,
     settings = settings or Settings(consumer="memory")
     transport = MemoryTransport(broker, pipeline.name, settings)
     metrics = Metrics(CollectorRegistry())
-    runners = [StageRunner(transport, s, settings, metrics, pipeline.middleware, secrets)
-               for s in pipeline.stages]
+    runners = [StageRunner(transport, s, settings, metrics, pipeline.middleware, secrets,
+                           id_fields=pipeline.id_fields) for s in pipeline.stages]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     run = PipelineRun(pipeline, broker, transport, runners, tasks)
     try:

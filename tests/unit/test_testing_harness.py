@@ -58,7 +58,7 @@ def pipeline() -> Pipeline:
     return Pipeline("harness", [
         Stage("parse", "tasks", parse, sinks=["work"], retry=backoff, max_attempts=2),
         Stage("finish", "work", finish, sinks=["done"]),
-    ])
+    ], id_fields=("kind",))
 
 
 async def test_a_pipeline_runs_through_the_memory_transport_and_its_outcomes_can_be_asserted():
@@ -80,6 +80,7 @@ async def test_a_pipeline_runs_through_the_memory_transport_and_its_outcomes_can
         errors = run.errors()
         assert [(e["request_id"], e["stage"]) for e in errors] == [("bad", "parse"), ("dd", "parse")]
         assert errors[0]["error_message"] == "InvalidPayload: kind 'bad' is not accepted"
+        assert errors[0]["ids"] == {"kind": "bad"}, "the pipeline's id fields"
         [letter] = run.dead_letters("parse")
         assert (letter.request_id, letter.attempts, letter.source) == ("dd", 2, "tasks")
         assert letter.reason == "gave up after 2 attempts: RetryableError: doomed: upstream unavailable"
