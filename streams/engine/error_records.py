@@ -9,8 +9,8 @@ A record is one JSON object::
     stage, entry_id, stream
     ids            the pipeline's id fields (Pipeline.id_fields, by default
                    ``request_id``) as written in the task's own text (a string's
-                   characters, a number's literal) or null: what a pipeline can
-                   report outside, e.g. on a list (processors.legacy.error_contract)
+                   characters, a number's literal) or null, even when its JSON
+                   does not parse: what a pipeline reports outside (an error list)
     payload        the task as decoded; for an entry that did not decode, or whose
                    payload cannot be encoded again (orjson refuses nesting deeper
                    than 255), ``{"raw": its text, <each id field>}``
