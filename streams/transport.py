@@ -51,7 +51,7 @@ class GroupReader(Protocol):
         """This consumer's own pending entries, oldest first, ``page`` at a time."""
 
     async def read_new(self, count: int, block_ms: int) -> list[Delivery]:
-        """Up to ``count`` never-delivered entries, waiting at most ``block_ms`` for one (0: until one arrives)."""
+        """Up to ``count`` never-delivered entries, waiting at most ``block_ms`` (0: no limit) for one."""
 
     async def claim_lost(self, held: Container[str]) -> list[Delivery]:
         """The entries pending for this consumer that are not in ``held``, delivered again."""
