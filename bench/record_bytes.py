@@ -68,7 +68,9 @@ async def _fail(redis: Redis, keys: Keys, settings: Settings, failures: int) -> 
         await publisher.publish_many("bad", [(task(n), None) for n in range(i, min(failures, i + 100))])
     # one attempt, then the DLQ: an error record and a dead letter per task
     stage = Stage("refuse", "bad", _refuse, batch_size=100, max_attempts=1)
-    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, Metrics(CollectorRegistry()))
+    # The image pipeline's id fields, so its error records are measured at their real size.
+    runner = StageRunner(RedisTransport(redis, keys, settings), stage, settings, Metrics(CollectorRegistry()),
+                         id_fields=("request_id", "image_id"))
     job = asyncio.create_task(runner.run())
     while await redis.xlen(keys.dlq("refuse")) < failures:  # noqa: ASYNC110 - polls Redis, no event to wait on
         await asyncio.sleep(0.05)

@@ -7,11 +7,13 @@ An entry's fields are::
     rid  the task's request id, kept across stages, retries and replays
     att  handler attempt number, 1 for a first delivery (retries count up)
     t0   unix ms when the task entered the pipeline (end-to-end latency)
-    lg   only on items the legacy bridge moved from a list (its key): ``d`` is the
+    lg   only on items the list bridge moved from a list (its key): ``d`` is the
          item exactly as pushed, checked by nobody yet (the bridge moves it unread,
          docs/decisions/0017-bridge-moves-items-unread.md), and ``rid`` only a label
 
 Fields other than these are kept as provenance (dead letters add theirs).
+The envelope is written by ``envelope`` here and by ``add_envelope`` /
+``add_moved`` in the Redis functions (redis/functions/millstream.lua), nowhere else.
 """
 
 from __future__ import annotations

@@ -44,6 +44,16 @@ local function current_bucket(prefix, now, span)
   return n
 end
 
+-- The entry envelope (streams.codec), written only here: a first attempt
+-- carrying `data`; entries the bridge moved unread add `lg`, the list's name.
+local function add_envelope(key, data, rid, t0)
+  return redis.call('XADD', key, '*', 'v', '1', 'd', data, 'rid', rid, 'att', '1', 't0', t0)
+end
+
+local function add_moved(key, data, rid, t0, list)
+  return redis.call('XADD', key, '*', 'v', '1', 'd', data, 'rid', rid, 'att', '1', 't0', t0, 'lg', list)
+end
+
 -- The status value of a transition is prefix(stage, state) .. entry .. suffix(now).
 local function status_prefix_of(stage, state)
   return '{"stage":"' .. stage .. '","state":"' .. state .. '","entry":"'
@@ -217,7 +227,7 @@ local function commit(keys, args)
         if suspect[id] and not mine[id] then
           fenced[#fenced + 1] = i
         else
-          redis.call('XADD', key, '*', 'v', '1', 'd', args[q + 2], 'rid', rid, 'att', '1', 't0', args[q + 3])
+          add_envelope(key, args[q + 2], rid, args[q + 3])
           n = n + 1
           acked[n], states[n] = id, 'forwarded'
           fields[2 * n - 1], fields[2 * n] = rid, forwarded .. id .. suffix
@@ -235,8 +245,7 @@ local function commit(keys, args)
         for _ = 1, tonumber(args[p - 1]) do
           local code, key = args[p], keys[tonumber(args[p + 1])]
           if code == 'e' then
-            redis.call('XADD', key, '*', 'v', '1', 'd', args[p + 2], 'rid', args[p + 3], 'att', '1',
-                       't0', args[p + 4])
+            add_envelope(key, args[p + 2], args[p + 3], args[p + 4])
           elseif code == 'x' then
             local n = tonumber(args[p + 2])
             redis.call('XADD', key, '*', unpack(args, p + 3, p + 2 + n))
@@ -609,11 +618,10 @@ local function ingress(keys, args)
     local rid = label_of(raw) or ('legacy-' .. clock[1] .. clock[2] .. '-' .. n)
     if #raw > max_item then
       local record_json = refusal(keys[1], stage, now, raw, max_item, rid, names)
-      local id = redis.call('XADD', keys[4], '*', 'v', '1', 'd', record_json, 'rid', rid, 'att', '1', 't0', now)
+      local id = add_envelope(keys[4], record_json, rid, now)
       done[#done + 1] = {rid, 'failed', id}
     else
-      local id = redis.call('XADD', keys[2], '*', 'v', '1', 'd', raw, 'rid', rid, 'att', '1', 't0', now,
-                            'lg', keys[1])
+      local id = add_moved(keys[2], raw, rid, now, keys[1])
       done[#done + 1] = {rid, 'queued', id}
     end
   end
