@@ -93,6 +93,33 @@ def _cli(bin_dir: Path, cwd: Path, settings: Settings, *args: str) -> str:
     return _run([str(bin_dir / "millstream"), *args], cwd=cwd, timeout=60, env=env)
 
 
+USER_TEST = '''
+import asyncio
+
+from shouting import build
+from streams.settings import Settings
+from streams.testing import run_pipeline
+
+
+async def main() -> None:
+    async with run_pipeline(build(Settings())) as run:
+        await run.publish("words", {"text": "hi"}, "w1")
+        await run.publish("words", {"bad": True}, "w2")
+        await run.drained()
+        print(run.stream("loud"), run.status("w1")["state"], [d.request_id for d in run.dead_letters("shout")])
+
+asyncio.run(main())
+'''
+
+
+def test_the_core_install_runs_a_users_pipeline_in_process_with_streams_testing(core_bin: Path, outside: Path):
+    """The in-memory test double ships in the wheel: a user tests a pipeline without a Redis server."""
+    (outside / "check_shouting.py").write_text(USER_TEST)
+    printed = _run([str(core_bin / "python"), "check_shouting.py"], cwd=outside, timeout=60,
+                   env=_clean_env(PYTHONPATH=str(outside)))
+    assert printed.strip() == "[{'text': 'HI'}] forwarded ['w2']"
+
+
 def test_the_core_install_has_none_of_the_image_extras(core_bin: Path, outside: Path):
     probe = "import importlib.util as u; print([m for m in ('aiohttp', 'numpy', 'PIL') if u.find_spec(m)])"
     assert _run([str(core_bin / "python"), "-c", probe], cwd=outside).strip() == "[]"
