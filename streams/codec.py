@@ -62,7 +62,7 @@ def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int
         shown = version if version is None or len(version) <= 40 else version[:40] + b"..."
         raise DecodeError(f"unsupported envelope version {shown!r} (expected {VERSION!r})")
     if b"lg" in fields:
-        return _decode_legacy(fields)
+        return _decode_moved(fields)
     try:
         payload = orjson.loads(fields[b"d"])
         request_id = fields[b"rid"].decode()
@@ -77,8 +77,8 @@ def decode(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int
     return payload, request_id, attempt, origin_ms
 
 
-def _decode_legacy(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int]:
-    """``decode`` of an item the legacy bridge moved unread: it is validated here.
+def _decode_moved(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str, int, int]:
+    """``decode`` of an item the list bridge moved unread: it is validated here.
 
     The request id is the item's own ``request_id`` as written (a string's text,
     a number's literal); the bridge's ``rid`` only when the item has none.

@@ -1,6 +1,6 @@
 """Redaction: the one function that takes secrets out of text bound for records, logs and terminals.
 
-Error records, dead letters, webhook bodies, the legacy error list, CLI output and
+Error records, dead letters, webhook bodies, lists a pipeline mirrors outcomes to, CLI output and
 logs all carry text that may have passed through a library which printed a
 request it failed to send: a URL with ``user:password@``, an ``Authorization``
 header, an ``api_key`` query parameter. ``redact`` removes every such form it
