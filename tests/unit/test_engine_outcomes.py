@@ -172,16 +172,21 @@ def test_an_error_is_one_error_record_naming_stage_entry_and_source() -> None:
     record = record_of(op)
     assert {k: v for k, v in record.items() if k != "timestamp"} == {
         "request_id": "r1", "error_message": "InvalidPayload: bad key ***", "stage": "ocr",
-        "entry_id": "5-0", "stream": "tasks", "ids": {"request_id": None, "image_id": None},
-        "payload": {"a": 1}}
+        "entry_id": "5-0", "stream": "tasks", "ids": {"request_id": None}, "payload": {"a": 1}}
+
+
+def test_an_error_record_reports_the_pipelines_id_fields() -> None:
+    stage = Stage(name="ocr", source="tasks", processor=noop, sinks=("ocr",))
+    out = Outcomes(stage, "c-1", ADDRESS, LIMIT, id_fields=("request_id", "image_id"))
+    [op] = out.error(delivery({"request_id": "q1", "image_id": "img-7", "x": 1}), "why").ops
+    assert record_of(op)["ids"] == {"request_id": "q1", "image_id": "img-7"}
 
 
 def test_an_undecodable_entry_gets_an_error_record_of_its_raw_fields() -> None:
     t = outcomes().error(undecodable(), "undecodable")
     assert (t.request_id, t.state) == ("r9", State.FAILED)
     [op] = t.ops
-    assert record_of(op)["payload"] == {"raw": {"rid": "r9", "junk": "\ufffd\ufffd"},
-                                        "request_id": None, "image_id": None}
+    assert record_of(op)["payload"] == {"raw": {"rid": "r9", "junk": "\ufffd\ufffd"}, "request_id": None}
 
 
 class Unprintable(Exception):
