@@ -43,6 +43,9 @@ log = logging.getLogger("millstream.runner")
 READ_BLOCK_MS = 500
 COMMIT_BATCH = 500
 COMMITS_IN_FLIGHT = 3
+# Back-offs through an outage, in seconds: after a failed read; after a failed commit, doubling.
+READ_RETRY = 1.0
+COMMIT_RETRY_FIRST, COMMIT_RETRY_MAX = 0.1, 5.0
 
 
 class StageRunner:
@@ -120,8 +123,8 @@ class StageRunner:
                 await self._hold(batch, token)
             except self.transport.transient as error:  # an outage: a server restarting, unreachable
                 self._unsure = True
-                log.warning("stage %s: read failed (%s); retrying in 1s", self.stage.name, error)
-                await asyncio.sleep(1)
+                log.warning("stage %s: read failed (%s); retrying in %gs", self.stage.name, error, READ_RETRY)
+                await asyncio.sleep(READ_RETRY)
             finally:
                 self._reading = False
 
@@ -236,7 +239,7 @@ class StageRunner:
         """
         token = self._token
         suspect = self.inbox.suspects([t.entry_id for t in batch], token)
-        delay = 0.1
+        delay = COMMIT_RETRY_FIRST
         while True:
             try:
                 return await self.transport.commit(batch, token, suspect)
@@ -245,7 +248,7 @@ class StageRunner:
                             self.stage.name, len(batch), error, delay)
                 suspect = list(range(len(batch)))
                 await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
+                delay = min(COMMIT_RETRY_MAX, delay * 2)
 
     # -- upkeep -------------------------------------------------------------
 

@@ -9,7 +9,6 @@ and handlers block on events the test sets.
 from __future__ import annotations
 
 import asyncio
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -329,22 +328,10 @@ async def test_an_entry_read_under_an_older_fence_token_is_checked_even_when_the
 
 @pytest.fixture
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runner's outage back-offs (1 s after a failed read, 0.1 s and up after a failed commit), a hundredth.
-
-    They are constants of the runner, not settings: scaling its asyncio.sleep is
-    the one way to keep an outage test in milliseconds.
-    """
-    real = asyncio.sleep
-
-    class Scaled(types.ModuleType):
-        def __getattr__(self, name: str) -> Any:
-            return getattr(asyncio, name)
-
-        @staticmethod
-        async def sleep(seconds: float) -> None:
-            await real(seconds / 100)
-
-    monkeypatch.setattr(runner_module, "asyncio", Scaled("asyncio"))
+    """The runner's outage back-offs (1 s after a failed read, 0.1 s and up after a failed commit), a hundredth."""
+    monkeypatch.setattr(runner_module, "READ_RETRY", 0.01)
+    monkeypatch.setattr(runner_module, "COMMIT_RETRY_FIRST", 0.001)
+    monkeypatch.setattr(runner_module, "COMMIT_RETRY_MAX", 0.05)
 
 
 @pytest.mark.parametrize("applied", [False, True], ids=["failed-before", "reply-lost"])
