@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from streams.figures import Retained, StreamStats
+from streams.transition import State
 
 _STAGE = ["pipeline", "stage"]
 _GROUP = ["pipeline", "stream", "group"]
@@ -147,9 +148,9 @@ class Metrics:
             claimed_stale=self.claimed.labels(*labels, "deadline"),
             deadline=self.deadline.labels(*labels),
             by_state={
-                "forwarded": processed, "done": processed, "retrying": self.retried.labels(*labels),
-                "failed": self.errors.labels(*labels),
-                "dead_lettered": self.dead_lettered.labels(*labels),
+                State.FORWARDED: processed, State.DONE: processed,
+                State.RETRYING: self.retried.labels(*labels), State.FAILED: self.errors.labels(*labels),
+                State.DEAD_LETTERED: self.dead_lettered.labels(*labels),
             },
         )
 
