@@ -10,11 +10,11 @@ import re
 
 from streams.errors import ConfigError
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # whole names only (fullmatch): "$" would let a final newline in
 
 
 def checked(kind: str, value: str) -> str:
     """``value`` if it is a valid name of a ``kind`` (a stream, a stage...), else ConfigError."""
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ConfigError(kind, f"{value!r} must be letters, digits, '_', '.' or '-'")
     return value
