@@ -167,6 +167,11 @@ def secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return secret_values(os.environ if environ is None else environ)
 
 
+def is_set(field: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``MILLSTREAM_<FIELD>`` is set in ``environ`` (default ``os.environ``), whatever its value."""
+    return variable(field) in (os.environ if environ is None else environ)
+
+
 def operator_of(environ: Mapping[str, str]) -> str:
     """Who runs the command, for the audit of operator actions: the user behind sudo, else the user."""
     return environ.get("SUDO_USER") or environ.get("USER") or environ.get("LOGNAME") or "unknown"

@@ -31,7 +31,7 @@ from streams.redis.keys import Keys
 from streams.redis.server import EmbeddedRedis, free_port
 from streams.service.exporter import sample_all
 from streams.service.supervisor import Child, Supervisor
-from streams.settings import Settings, section
+from streams.settings import Settings, is_set, section
 
 ROOT = Path.cwd()
 STATE = "stack.json"
@@ -212,7 +212,7 @@ def up(
 ) -> None:
     """Run the whole image-translation stack on this machine until Ctrl-C or SIGTERM."""
     settings = _settings(redis_url=redis_url, metrics_port=0)
-    external = redis_url is not None or "MILLSTREAM_REDIS_URL" in os.environ
+    external = redis_url is not None or is_set("redis_url")
     stack = Stack(settings, port, data, external, host)
     try:
         redis_url_used, triton_url = stack.start_servers()
@@ -237,7 +237,7 @@ def submit_command(
     """
     state_file = data / STATE
     state = orjson.loads(state_file.read_bytes()) if state_file.exists() else {}
-    redis_url = None if "MILLSTREAM_REDIS_URL" in os.environ else state.get("redis_url")
+    redis_url = None if is_set("redis_url") else state.get("redis_url")
     settings = _settings(redis_url=redis_url)
     inbox = Path(state.get("inbox", data / "inbox"))
     try:

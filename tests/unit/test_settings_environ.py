@@ -34,3 +34,10 @@ def test_settings_built_directly_read_no_environment(monkeypatch: pytest.MonkeyP
 def test_the_consumer_defaults_to_host_and_pid_however_the_settings_are_built() -> None:
     expected = f"{os.uname().nodename}-{os.getpid()}"
     assert from_env({}).consumer == expected and Settings().consumer == expected
+
+
+def test_is_set_says_whether_a_variable_is_present_whatever_its_value():
+    from streams.settings import is_set
+
+    assert is_set("redis_url", {"MILLSTREAM_REDIS_URL": ""}) is True
+    assert is_set("redis_url", {"MILLSTREAM_REDIS_URLS": "x", "REDIS_URL": "y"}) is False
