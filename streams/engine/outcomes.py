@@ -33,6 +33,7 @@ from streams.transition import Append, DeadLetter, Delay, Forward, ListPush, Op,
 
 FORWARDED = State.FORWARDED  # the hot path's state, looked up once
 ERROR_HISTORY = 5
+MAX_CACHED_NAMES = 1024  # output stream names remembered as checked
 ENVELOPE_BYTES = 64 * 1024  # room for an envelope's own fields and provenance beyond the payload
 
 
@@ -108,7 +109,9 @@ class Outcomes:
     def _stream(self, name: str) -> str:
         """An output's stream name, checked (a bad one raises ConfigError before anything is written)."""
         if name not in self._named:
-            self._named.add(checked("stream", name))
+            checked("stream", name)
+            if len(self._named) < MAX_CACHED_NAMES:  # names a processor takes from its input must not grow it
+                self._named.add(name)
         return name
 
     def oversized(self, d: Delivery) -> str:

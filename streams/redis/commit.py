@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streams.redis import library, resp
-from streams.redis.keys import Keys
+from streams.redis.keys import ERRORS, Keys
 from streams.transition import (
     Append,
     DeadLetter,
@@ -51,6 +51,7 @@ from streams.transition import (
 
 REPLY_TIMEOUT = 30.0  # seconds: a reply lost in a Redis restart must not hang a commit
 MAX_CALL_BYTES = 512 * 1024  # packed entries per ms_commit call, beyond which a batch is split
+MAX_CACHED_NAMES = 1024  # keys of logical names remembered per committer
 
 
 FORWARDED = State.FORWARDED  # looked up once: an enum member's lookup costs 50 ns per entry
@@ -87,7 +88,11 @@ class _KeyList:
 
 
 class _Addresses:
-    """The keys of the logical names ops carry, each computed once (Keys checks every name)."""
+    """The keys of the logical names ops carry, each computed once (Keys checks every name).
+
+    At most MAX_CACHED_NAMES of each kind are kept: a processor may take stream
+    names from its input, and they must not grow a worker's memory.
+    """
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
@@ -95,16 +100,20 @@ class _Addresses:
         self._dlqs: dict[str, str] = {}
 
     def stream(self, name: str) -> str:
-        key = self._streams.get(name)
-        if key is None:
-            key = self._streams[name] = self.keys.stream(name)
-        return key
+        return self._streams.get(name) or _remember(self._streams, name, self.keys.stream(name))
 
     def dlq(self, stage: str) -> str:
-        key = self._dlqs.get(stage)
-        if key is None:
-            key = self._dlqs[stage] = self.keys.dlq(stage)
-        return key
+        return self._dlqs.get(stage) or _remember(self._dlqs, stage, self.keys.dlq(stage))
+
+    @property
+    def errors(self) -> str:
+        return self.stream(ERRORS)
+
+
+def _remember(cache: dict[str, str], name: str, key: str) -> str:
+    if len(cache) < MAX_CACHED_NAMES:
+        cache[name] = key
+    return key
 
 
 def _envelope(where: bytes, data: bytes, request_id: str, origin_ms: int) -> bytes:
@@ -127,7 +136,7 @@ def _pack_op(op: Op, names: _Addresses, keys: _KeyList, out: list[bytes]) -> int
         out.append(_envelope(where, op.data, op.request_id, op.origin_ms))
         return 5
     if type(op) is ErrorRecord:
-        out.append(_envelope(_small(keys.index(names.keys.errors)), op.data, op.request_id, op.origin_ms))
+        out.append(_envelope(_small(keys.index(names.errors)), op.data, op.request_id, op.origin_ms))
         return 5
     if type(op) is Append:
         return _xadd(_small(keys.index(names.stream(op.stream))), op.fields, out)
