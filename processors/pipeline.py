@@ -35,6 +35,7 @@ from processors.stages.operate import OperateProcessor
 from processors.stages.render import Renderer
 from processors.stages.results import WebhookProcessor
 from processors.stages.steps import Steps
+from processors.stages.task import problems as task_problems
 from processors.translate.translator import TranslateSettings, build_translator
 from streams.bridge import ListIngress
 from streams.pipeline import Pipeline
@@ -123,6 +124,6 @@ def build(settings: Settings) -> Pipeline:
         ocr_engine.close()
 
     return Pipeline(NAME, stages, bridges=bridges, registry=registry, id_fields=legacy.ID_FIELDS,
-                    lists=legacy.LISTS, on_stop=[
+                    lists=legacy.LISTS, results=("success",), validators={"tasks": task_problems}, on_stop=[
         images.aclose, translator.aclose, inpainter.close, webhooks.aclose, close_ocr, redis.aclose,
     ])

@@ -16,6 +16,9 @@ command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmana
 ldconfig -p 2>/dev/null | grep -q libgthread-2.0 || need_apt+=(libglib2.0-0)
 # A CJK font for rendering translated text and generating sample images.
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
+# Chromium for the dashboard's browser tests (tests/browser): Playwright drives Debian's package,
+# since its own browser download cannot work here.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need_apt[*]} with apt-get"

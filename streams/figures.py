@@ -21,6 +21,10 @@ class Retained:
 
 @dataclass(frozen=True, slots=True)
 class GroupStats:
+    """One consumer group's figures. ``entries_read``: entries delivered to the group since
+    it was made (XINFO GROUPS ``entries-read``; None where Redis cannot tell), a counter whose
+    change between two samples is the group's read rate (``millstream top``)."""
+
     group: str
     lag: int
     lag_seconds: float
@@ -31,6 +35,7 @@ class GroupStats:
     heartbeat_age_seconds: float
     dlq_length: int
     dlq_oldest_seconds: float
+    entries_read: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

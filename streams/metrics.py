@@ -82,6 +82,7 @@ class StageMetrics:
     claimed_dead: Any
     claimed_stale: Any
     deadline: Any
+    paused: Any
     by_state: dict[str, Any]
 
     def committed(self, states: Iterable[str]) -> None:
@@ -115,6 +116,8 @@ class Metrics:
         registry.register(self.duration)
         self.deadline = gauge("stage_deadline_seconds", "How long a live consumer may hold an entry.", _STAGE)
         self.in_flight = gauge("stage_in_flight", "Entries held: read, not yet committed.", _STAGE)
+        self.paused = gauge("stage_paused", "1 while an operator paused the stage (this runner reads "
+                            "nothing new), else 0.", _STAGE)
         self.length = gauge("stream_length", "Entries in the stream.", ["pipeline", "stream"])
         self.delayed = gauge("stream_delayed", "Retries waiting in the delayed set.", ["pipeline", "stream"])
         self.lag = gauge("group_lag_entries", "Entries not yet delivered to the group.", _GROUP)
@@ -146,7 +149,7 @@ class Metrics:
             in_flight=self.in_flight.labels(*labels),
             claimed_dead=self.claimed.labels(*labels, "dead_consumer"),
             claimed_stale=self.claimed.labels(*labels, "deadline"),
-            deadline=self.deadline.labels(*labels),
+            deadline=self.deadline.labels(*labels), paused=self.paused.labels(*labels),
             by_state={
                 State.FORWARDED: processed, State.DONE: processed,
                 State.RETRYING: self.retried.labels(*labels), State.FAILED: self.errors.labels(*labels),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -13,6 +14,8 @@ from streams.names import checked
 from streams.stage import Stage
 
 ID_FIELDS = ("request_id",)  # a pipeline's id fields unless it declares its own
+# What a producer's task must look like: (field, problem) pairs, none when it is fine.
+Validator = Callable[[Mapping[str, Any]], Sequence[tuple[str, str]]]
 
 
 def refuse_batched_middleware(stage: Stage, middleware: Sequence[Middleware]) -> None:
@@ -42,9 +45,15 @@ class Pipeline:
     ``id_fields`` name the payload fields that identify a task to the outside:
     error records report them in ``ids`` as written in the task's own text,
     and a bridge refusing a list item reports those found in it (streams.bridge).
+    ``entry`` is the stream producers publish to (default: the first stage's
+    source); ``validators`` check a producer's task per stream before the HTTP
+    ingest accepts it (stages still check what they read: lists bypass the API).
     ``lists`` are the Redis lists outside the keyspace that its stages push to
     (``Outgoing.list``); with its bridges' lists they are ``list_keys``, which
     ``Keys`` keeps out of the namespace.
+
+    ``results`` name the streams whose entries are a task's outcome: a forward to
+    one of them keeps its payload in the task's status record (its detail).
     """
 
     name: str
@@ -55,9 +64,14 @@ class Pipeline:
     registry: CollectorRegistry | None = None
     id_fields: Sequence[str] = ID_FIELDS
     lists: Sequence[str] = ()
+    results: Sequence[str] = ()
+    entry: str = ""
+    validators: Mapping[str, Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id_fields", tuple(checked("id field", f) for f in self.id_fields))
+        if not self.entry and self.stages:
+            object.__setattr__(self, "entry", self.stages[0].source)
         for stage in self.stages:
             refuse_batched_middleware(stage, self.middleware)
         names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]
@@ -68,6 +82,11 @@ class Pipeline:
     def list_keys(self) -> tuple[str, ...]:
         """Every Redis list the pipeline reads or writes: its bridges' and ``lists``."""
         return tuple(dict.fromkeys([*(b.list_key for b in self.bridges), *self.lists]))
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams its stages read, entry first: where a producer may publish."""
+        return tuple(dict.fromkeys([*([self.entry] if self.entry else []), *(s.source for s in self.stages)]))
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:

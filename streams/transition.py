@@ -18,15 +18,25 @@ Append         fields as given on ``stream`` (an unstarted entry handed back)
 ListPush       ``value`` at the tail of list ``list`` (an exact name)
 =============  ==========================================================
 
+A transition may carry a ``detail``: a small JSON object (text, at most
+MAX_DETAIL_BYTES) that lands in the task's status record as ``"detail"``: the
+error and attempt of a retry, the error of a failure, a result stream's payload
+(``detail_of``, ``bounded_detail``). Most transitions carry none (b"").
+
 Plain named tuples: a stage builds one transition per entry, and a tuple is
 the cheapest record to build and to unpack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import orjson
+
+MAX_DETAIL_BYTES = 4096
+TRUNCATED = b'{"truncated":true}'  # the detail of one that was too long or not a JSON object
 
 
 class State(StrEnum):
@@ -84,6 +94,23 @@ class Transition(NamedTuple):
     request_id: str
     state: State
     ops: Sequence[Op]
+    detail: bytes = b""  # JSON object text for the status record, or b"": none
+
+
+def detail_of(fields: Mapping[str, Any]) -> bytes:
+    """``fields`` as a detail: JSON text, or TRUNCATED past MAX_DETAIL_BYTES."""
+    data = orjson.dumps(fields)
+    return data if len(data) <= MAX_DETAIL_BYTES else TRUNCATED
+
+
+def bounded_detail(raw: bytes) -> bytes:
+    """``raw`` as a transport stores it: a JSON object within MAX_DETAIL_BYTES, else TRUNCATED."""
+    if len(raw) > MAX_DETAIL_BYTES or raw[:1] != b"{":
+        return TRUNCATED
+    try:
+        return raw if type(orjson.loads(raw)) is dict else TRUNCATED
+    except orjson.JSONDecodeError:
+        return TRUNCATED
 
 
 class Verdict(NamedTuple):

@@ -22,7 +22,9 @@ The semantics every transport keeps:
   reply left it holding unknowingly. ``renew`` resets the idle time of entries
   still held, so live consumers do not claim them as stale.
 * Upkeep: due retries go back to their stream (``promote_due``); acknowledged
-  entries and retained records are trimmed (``trim``).
+  entries and retained records are trimmed (``trim``). ``paused`` says whether
+  an operator paused the stage (for every consumer, until resumed): the runner
+  asks once per claim interval, and while paused reads and claims nothing.
 
 Failures that pass (a server restarting, a dropped connection) raise one of
 ``transient``: the runner retries them. Anything else is a bug and stops it.
@@ -30,7 +32,7 @@ Failures that pass (a server restarting, a dropped connection) raise one of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Container, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from typing import Protocol
 
 from streams.delivery import Delivery
@@ -76,14 +78,18 @@ class Committer(Protocol):
 
 
 class Upkeep(Protocol):
-    async def heartbeat(self, ttl: float) -> None:
-        """Say this consumer is alive for ``ttl`` seconds more."""
+    async def heartbeat(self, ttl: float, holding: Mapping[str, int] | None = None) -> None:
+        """Say this consumer is alive for ``ttl`` seconds more, holding ``holding`` (entry id -> when it
+        was read, unix ms) for operators to see (``GET /v1/running``)."""
 
     async def promote_due(self) -> int:
         """Move the source's retries that are due back into it; return how many."""
 
     async def trim(self) -> None:
         """Drop acknowledged entries and what retention bounds no longer keep."""
+
+    async def paused(self) -> bool:
+        """Whether an operator paused the stage (streams.redis.control): one cheap lookup."""
 
 
 class StageTransport(GroupReader, Committer, Upkeep, Protocol):

@@ -40,6 +40,7 @@ DATA = Path("var/up")
 # refused at its RPUSH instead of costing the bridge a pass over it (docs/SECURITY.md).
 MAX_BULK_BYTES = 2 * 1024 * 1024
 LOOPBACK = "127.0.0.1"  # the HTTP server is reachable from other machines only when told to
+API_PORT = 8700  # streams.api.settings.ApiSettings.api_port
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -59,8 +60,10 @@ class Stack:
     """Redis (unless given), Triton (unless given), one worker per stage and bridge, the web server."""
 
     def __init__(self, settings: Settings, port: int, data: Path, external_redis: bool,
-                 host: str = LOOPBACK) -> None:
+                 host: str = LOOPBACK, api_port: int = API_PORT) -> None:
         self.settings, self.port, self.data, self.host = settings, port, data.resolve(), host
+        self.api_port = api_port
+        self.api_url = f"http://{_reachable(host)}:{api_port}"
         self.external_redis = external_redis
         self.redis: EmbeddedRedis | None = None
         self.triton: TritonServer | None = None
@@ -97,12 +100,16 @@ class Stack:
             command = [sys.executable, "-m", "streams", "worker", "processors.pipeline:build",
                        "--stage", part, "--consumer", f"up-{part}", "--metrics-port", str(ports[part])]
             self.supervisor.start(Child(part, command, env))
+        # The HTTP API and dashboard (streams.api): its own process, bound as `millstream api` decides.
+        api = [sys.executable, "-m", "streams", "api", "processors.pipeline:build", "--host", self.host,
+               "--port", str(self.api_port)]
+        self.supervisor.start(Child("api", api, env))
         return ports
 
     def write_state(self, redis_url: str, triton_url: str) -> None:
         """Where the stack runs, for ``millstream submit`` and other tools on this machine."""
         state = {"redis_url": redis_url, "triton_url": triton_url, "http": self.public_url,
-                 "inbox": str(self.inbox), "pid": os.getpid()}
+                 "api": self.api_url, "inbox": str(self.inbox), "pid": os.getpid()}
         (self.data / STATE).write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
 
     def stop(self) -> None:
@@ -158,6 +165,7 @@ async def _run(stack: Stack, redis_url: str, triton_url: str, demo: bool, keep: 
     runner = await _serve(stack, redis_url, triton_url, stop)
     stack.write_state(redis_url, triton_url)
     typer.echo(f"millstream up: {stack.public_url}  (/healthz /readyz /metrics /images/<name>)")
+    typer.echo(f"  api      {stack.api_url}  (dashboard at /, schema at /openapi.json; docs/API.md)")
     typer.echo(f"  redis    {redis_url}\n  triton   {triton_url}\n  logs     {stack.data / 'logs'}")
     typer.echo("  submit   millstream submit IMAGE... --wait   (or RPUSH JSON tasks to img:translate:tasks)")
     try:
@@ -204,6 +212,7 @@ async def _demo(stack: Stack, redis_url: str) -> None:
 
 def up(
     port: Annotated[int, typer.Option(help="Port of the HTTP server")] = 8080,
+    api_port: Annotated[int, typer.Option(help="Port of the API and dashboard")] = API_PORT,
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface)")] = LOOPBACK,
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of an embedded one")] = None,
     data: Annotated[Path, typer.Option(help="Directory for Redis data, images and logs")] = DATA,
@@ -213,7 +222,7 @@ def up(
     """Run the whole image-translation stack on this machine until Ctrl-C or SIGTERM."""
     settings = _settings(redis_url=redis_url, metrics_port=0)
     external = redis_url is not None or is_set("redis_url")
-    stack = Stack(settings, port, data, external, host)
+    stack = Stack(settings, port, data, external, host, api_port)
     try:
         redis_url_used, triton_url = stack.start_servers()
         stack.start_workers(stack.child_env(redis_url_used, triton_url))

@@ -17,6 +17,17 @@ def _kind(value: Any) -> str:
             dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def problems(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, problem) for every missing or mistyped field; the HTTP ingest's validator."""
+    found = []
+    for name, kind in FIELDS.items():
+        if name not in payload:
+            found.append((name, f"missing field '{name}'"))
+        elif type(payload[name]) is not kind:
+            found.append((name, f"field '{name}' must be a {_kind(kind())}, got {_kind(payload[name])}"))
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class TranslateTask:
     request_id: str
@@ -27,14 +38,9 @@ class TranslateTask:
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> TranslateTask:
         """Raise InvalidPayload naming every missing or mistyped field."""
-        problems = []
-        for name, kind in FIELDS.items():
-            if name not in payload:
-                problems.append(f"missing field '{name}'")
-            elif type(payload[name]) is not kind:
-                problems.append(f"field '{name}' must be a {_kind(kind())}, got {_kind(payload[name])}")
-        if problems:
-            raise InvalidPayload(f"invalid task: {'; '.join(problems)}; a task is {SHAPE}")
+        found = problems(payload)
+        if found:
+            raise InvalidPayload(f"invalid task: {'; '.join(p for _, p in found)}; a task is {SHAPE}")
         return cls(**{name: payload[name] for name in FIELDS})
 
     def as_payload(self) -> dict[str, Any]:

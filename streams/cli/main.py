@@ -21,12 +21,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from streams.cli import ops, top
 from streams.cli.common import load_factory, load_settings, run_async, setup_logging, shown
 from streams.cli.dlq import app as dlq_app
 from streams.errors import ConfigError, StreamsError
 from streams.redis import stats
 from streams.redis.connection import connect
-from streams.settings import Settings, from_env
+from streams.settings import Settings, from_env, section
 from streams.text.plaintext import plain
 
 # Tracebacks never print local variables: settings and clients hold passwords.
@@ -36,6 +37,8 @@ bench_app = typer.Typer(help="Reproducible benchmarks that print their figures."
                         pretty_exceptions_show_locals=False)
 app.add_typer(bench_app, name="bench")
 app.add_typer(dlq_app, name="dlq")
+ops.register(app)
+top.register(app)
 @app.command()
 def worker(
     factory: Annotated[str, typer.Argument(help="Pipeline factory, as package.module:function")],
@@ -56,6 +59,29 @@ def worker(
     except (StreamsError, RedisError) as error:
         where = shown(settings.redis_url)
         raise SystemExit(f"millstream worker: {shown(error)} (MILLSTREAM_REDIS_URL={where})") from None
+
+
+@app.command()
+def api(
+    factory: Annotated[str, typer.Argument(help="Pipeline factory, as package.module:function")],
+    host: Annotated[str | None, typer.Option(help="Address to bind (MILLSTREAM_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (MILLSTREAM_API_PORT)")] = None,
+) -> None:
+    """Serve the pipeline's HTTP API, live events and dashboard until SIGTERM or Ctrl-C."""
+    from streams.api.serve import serve
+    from streams.api.settings import ApiSettings
+
+    settings = load_settings()
+    setup_logging(settings)
+    try:
+        api_settings = section(ApiSettings)
+        api_settings = dataclasses.replace(api_settings, api_host=host or api_settings.api_host,
+                                           api_port=api_settings.api_port if port is None else port)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+    pipeline = load_factory(factory)(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_async(serve(pipeline, settings, api_settings))
 
 
 @app.command()

@@ -4,13 +4,16 @@
 are (queued, in a handler, awaiting commit); each remembers the fence token
 it was read under (streams.redis.commit). The reader asks for ``room()``
 before each read, so at most ``capacity`` entries are ever held: no reading
-ahead, and backpressure reaches Redis. ``close()`` returns the entries no
-handler started, so shutdown can hand them back at once.
+ahead, and backpressure reaches Redis. While ``paused`` (an operator paused
+the stage) there is no room at all: held entries are still handled and
+released, nothing new is read. ``close()`` returns the entries no handler
+started, so shutdown can hand them back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -23,8 +26,10 @@ class Inbox:
         self.capacity = capacity
         self._queue: deque[Delivery] = deque()
         self._held: dict[str, tuple[float, str]] = {}
+        self._read_at: dict[str, int] = {}  # entry id -> when it was read (unix ms), never renewed
         self._changed = asyncio.Condition()
         self.closed = False
+        self.paused = False
 
     @property
     def held(self) -> int:
@@ -37,6 +42,10 @@ class Inbox:
     def free(self) -> int:
         return max(0, self.capacity - len(self._held))
 
+    def holding(self, limit: int) -> dict[str, int]:
+        """Up to ``limit`` held entries and when each was read (unix ms), oldest first."""
+        return dict(itertools.islice(self._read_at.items(), limit))
+
     def held_since(self, older_than: float) -> list[str]:
         """Ids of entries held since before monotonic time ``older_than`` (for lease renewal)."""
         return [i for i, (at, _) in self._held.items() if at < older_than]
@@ -47,16 +56,23 @@ class Inbox:
         return [i for i, e in enumerate(entry_ids) if held.get(e, missing)[1] != token]
 
     async def room(self) -> int:
-        """Wait until at least one more entry may be held; return how many."""
+        """Wait until at least one more entry may be held and the inbox is not paused; return how many."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self.free() > 0 or self.closed)
+            await self._changed.wait_for(lambda: (self.free() > 0 and not self.paused) or self.closed)
             return self.free()
+
+    async def set_paused(self, paused: bool) -> None:
+        """Give no room while ``paused``; resuming wakes the reader waiting in ``room``."""
+        async with self._changed:
+            self.paused = paused
+            self._changed.notify_all()
 
     async def hold(self, deliveries: Iterable[Delivery], token: str) -> None:
         """Count ``deliveries`` as held (read from Redis under fence ``token``, not yet committed)."""
-        now = time.monotonic()
+        now, wall = time.monotonic(), int(time.time() * 1000)
         for d in deliveries:
             self._held[d.id] = (now, token)
+            self._read_at.setdefault(d.id, wall)
 
     async def enqueue(self, deliveries: Iterable[Delivery]) -> None:
         """Queue held deliveries for the handlers."""
@@ -84,6 +100,7 @@ class Inbox:
         async with self._changed:
             for i in ids:
                 self._held.pop(i, None)
+                self._read_at.pop(i, None)
             self._changed.notify_all()
 
     async def close(self) -> list[Delivery]:

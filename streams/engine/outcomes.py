@@ -10,7 +10,12 @@
   should (a bug, or an input no step foresaw), so the runner goes on
 
 Texts that leave the process (error messages, the DLQ's reason and last_error,
-the retry history ``errs``) are redacted with the stage's known ``secrets``.
+the retry history ``errs``, the details) are redacted with the stage's known ``secrets``.
+
+Details (streams.transition): a retry carries ``{"error", "attempt"}``, a failure
+``{"error"}``, a dead letter ``{"error", "reason"}`` (its last error and why it was
+dead-lettered), and a forward to one of the pipeline's result streams (Pipeline.results)
+``{"result": payload}``, or ``{"result_bytes": n}`` past MAX_DETAIL_BYTES.
 Only ``forward`` is on the hot path; the others build records and are not.
 """
 
@@ -29,12 +34,31 @@ from streams.names import checked
 from streams.pipeline import ID_FIELDS
 from streams.policy import describe
 from streams.stage import Stage
-from streams.transition import Append, DeadLetter, Delay, Forward, ListPush, Op, State, Transition
+from streams.transition import (
+    MAX_DETAIL_BYTES,
+    Append,
+    DeadLetter,
+    Delay,
+    Forward,
+    ListPush,
+    Op,
+    State,
+    Transition,
+    detail_of,
+)
 
 FORWARDED = State.FORWARDED  # the hot path's state, looked up once
 ERROR_HISTORY = 5
 MAX_CACHED_NAMES = 1024  # output stream names remembered as checked
 ENVELOPE_BYTES = 64 * 1024  # room for an envelope's own fields and provenance beyond the payload
+DETAIL_CHARS = 800  # of an error text in a detail: two of them fit MAX_DETAIL_BYTES
+
+
+def result_detail(data: bytes) -> bytes:
+    """The detail of a forward to a result stream: the payload (JSON ``data``) if small, else its size."""
+    if len(data) + 11 <= MAX_DETAIL_BYTES:
+        return b'{"result":%b}' % data
+    return b'{"result_bytes":%d}' % len(data)
 
 
 def _text(fields: Fields, **replace: str) -> list[str]:
@@ -71,14 +95,18 @@ class Outcomes:
 
     ``source`` is the transport's name of the stage's source (streams.transport:
     ``address``): dead letters and error records name where their entry was read;
-    error records report the pipeline's ``id_fields`` (Pipeline.id_fields).
+    error records report the pipeline's ``id_fields`` (Pipeline.id_fields). Forwards
+    to ``results`` (Pipeline.results) carry the result in their detail.
     """
 
     def __init__(self, stage: Stage, consumer: str, source: str, max_payload_bytes: int,
-                 secrets: Sequence[str] = (), id_fields: Sequence[str] = ID_FIELDS) -> None:
+                 secrets: Sequence[str] = (), id_fields: Sequence[str] = ID_FIELDS,
+                 results: Sequence[str] = ()) -> None:
         self.stage, self.consumer, self.source = stage, consumer, source
         self.max_payload_bytes, self.secrets = max_payload_bytes, tuple(secrets)
         self._sinks = tuple(checked("stream", name) for name in stage.sinks)
+        self._results = frozenset(results)
+        self._to_result = len(self._sinks) == 1 and self._sinks[0] in self._results
         self._named: set[str] = set()  # stream names of outputs, checked once
         self.records = ErrorRecords(stage.name, stage.source, max_payload_bytes, secrets, id_fields)
 
@@ -92,8 +120,11 @@ class Outcomes:
                 data = encode_payload(out.payload, self.max_payload_bytes)
                 rid = _request_id(out.request_id) if out.request_id else message.request_id
                 forward = Forward(self._sinks[0], data, rid, message.origin_ms)
+                if self._to_result:
+                    return Transition(d.id, message.request_id, FORWARDED, (forward,), result_detail(data))
                 return Transition(d.id, message.request_id, FORWARDED, (forward,))
         ops: list[Op] = []
+        detail = b""
         for out in outputs:
             data = encode_payload(out.payload, self.max_payload_bytes)
             if out.list is not None:
@@ -103,8 +134,10 @@ class Outcomes:
             origin = message.origin_ms
             targets = self._sinks if out.stream is None else (self._stream(out.stream),)
             ops += [Forward(name, data, rid, origin) for name in targets]
+            if not detail and self._results.intersection(targets):
+                detail = result_detail(data)
         state = FORWARDED if ops else State.DONE
-        return Transition(d.id, d.request_id, state, ops)
+        return Transition(d.id, d.request_id, state, ops, detail)
 
     def _stream(self, name: str) -> str:
         """An output's stream name, checked (a bad one raises ConfigError before anything is written)."""
@@ -132,10 +165,15 @@ class Outcomes:
         errs = orjson.dumps(history).decode()
         fields = _text(d.fields, att=str(d.message.attempt + 1), prev=d.id, errs=errs)
         due = int((time.time() + delay) * 1000)
-        return Transition(d.id, d.request_id, State.RETRYING, [Delay(self.stage.source, due, fields)])
+        detail = detail_of({"error": history[-1][:DETAIL_CHARS], "attempt": d.message.attempt})
+        return Transition(d.id, d.request_id, State.RETRYING, [Delay(self.stage.source, due, fields)], detail)
+
+    def _error_detail(self, reason: str) -> bytes:
+        return detail_of({"error": clean(reason, self.secrets)[:DETAIL_CHARS]})
 
     def error(self, d: Delivery, reason: str) -> Transition:
-        return Transition(d.id, d.request_id, State.FAILED, [self.records.build(d, reason)])
+        return Transition(d.id, d.request_id, State.FAILED, [self.records.build(d, reason)],
+                          self._error_detail(reason))
 
     def last_resort(self, d: Delivery, error: BaseException) -> Transition:
         """The error record of an entry whose handling raised ``error``; never raises."""
@@ -143,7 +181,11 @@ class Outcomes:
             reason = f"internal error while handling entry {d.id}: {describe(error)}"
         except Exception:  # noqa: BLE001 - an exception whose str() raises still ends the task
             reason = f"internal error while handling entry {d.id}: {type(error).__name__}"
-        return Transition(d.id, d.request_id, State.FAILED, [self.records.build(d, reason)])
+        try:
+            detail = self._error_detail(reason)
+        except Exception:  # noqa: BLE001 - the task still ends, without its detail
+            detail = b""
+        return Transition(d.id, d.request_id, State.FAILED, [self.records.build(d, reason)], detail)
 
     def dead_letter(self, d: Delivery, reason: str, last_error: str) -> Transition:
         provenance = {
@@ -156,7 +198,9 @@ class Outcomes:
         }
         fields = _flat(d.fields, **provenance)
         ops: list[Op] = [DeadLetter(self.stage.name, fields), self.records.build(d, reason)]
-        return Transition(d.id, d.request_id, State.DEAD_LETTERED, ops)
+        detail = detail_of({"error": provenance["last_error"][:DETAIL_CHARS],
+                            "reason": provenance["reason"][:DETAIL_CHARS]})
+        return Transition(d.id, d.request_id, State.DEAD_LETTERED, ops, detail)
 
     def hand_back(self, d: Delivery) -> Transition:
         return Transition(d.id, d.request_id, State.HANDED_BACK, [Append(self.stage.source, _flat(d.fields))])

@@ -13,6 +13,9 @@ through the part of a transport that ``Transport.for_stage`` gives it
   read under, so a commit checks only those that may have been taken);
 * upkeep: heartbeat and lease renewal, claiming entries of dead or stalled
   consumers, moving due retries back, trimming acknowledged entries;
+* pause: once per claim interval, before claiming, the runner asks whether an
+  operator paused the stage; while paused it reads and claims nothing, handles
+  and commits what it holds, and keeps its heartbeat and leases;
 * stop: stop reading, hand back unstarted entries at once, let handlers finish
   within the grace period (hand back the rest), commit, drop the heartbeat.
 """
@@ -43,6 +46,7 @@ log = logging.getLogger("millstream.runner")
 READ_BLOCK_MS = 500
 COMMIT_BATCH = 500
 COMMITS_IN_FLIGHT = 3
+MAX_REPORTED = 1000  # held entries a heartbeat reports (GET /v1/running), oldest first
 # Back-offs through an outage, in seconds: after a failed read; after a failed commit, doubling.
 READ_RETRY = 1.0
 COMMIT_RETRY_FIRST, COMMIT_RETRY_MAX = 0.1, 5.0
@@ -51,9 +55,10 @@ COMMIT_RETRY_FIRST, COMMIT_RETRY_MAX = 0.1, 5.0
 class StageRunner:
     def __init__(self, transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
                  middleware: Sequence[Middleware] = (), secrets: Sequence[str] = (), *,
-                 id_fields: Sequence[str] = ID_FIELDS) -> None:
+                 id_fields: Sequence[str] = ID_FIELDS, results: Sequence[str] = ()) -> None:
         """``secrets``: known secret values, masked in error records and dead letters (text.redact);
-        ``id_fields``: the pipeline's id fields, reported in error records (Pipeline.id_fields)."""
+        ``id_fields``: the pipeline's id fields, reported in error records (Pipeline.id_fields);
+        ``results``: its result streams, whose payloads the status record keeps (Pipeline.results)."""
         refuse_batched_middleware(stage, middleware)
         self.stage, self.settings = stage, settings
         self.transport = transport.for_stage(stage, settings.consumer)
@@ -61,7 +66,7 @@ class StageRunner:
         self.inbox = Inbox(stage.max_in_flight)
         source = self.transport.address(stage.source)
         self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets,
-                                 id_fields)
+                                 id_fields, results)
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
         self.handling = Handling(stage, handler, self.outcomes, self.metrics)
         self._outbox = Outbox()
@@ -73,7 +78,13 @@ class StageRunner:
         # for lost entries never mistakes entries being claimed for lost ones.
         self._claims = asyncio.Lock()
         self._unsure = False  # a read or claim failed: its entries may be ours in the transport, unknown here
+        self._reported_pause = False  # as the gauge and the log say it: set once the reader honours it
         self.started = asyncio.Event()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the reader is parked by a pause: no read or claim starts until the stage is resumed."""
+        return self._reported_pause
 
     def stop(self) -> None:
         """Ask the runner to shut down gracefully; ``run`` returns when it has."""
@@ -84,6 +95,7 @@ class StageRunner:
         self._token = await self.transport.token()
         self.metrics.deadline.set(self.stage.deadline)
         await self._heartbeat()
+        await self._follow_pause()  # a worker started while its stage is paused reads nothing new
         async with asyncio.TaskGroup() as tg:
             upkeep = [tg.create_task(self._every(i, f)) for i, f in self._upkeep_jobs()]
             committer = tg.create_task(self._commit_loop())
@@ -113,6 +125,7 @@ class StageRunner:
                 token = self._token
         self._reading = False
         while not self._stop.is_set():
+            self._report_pause(self.inbox.paused)
             room = await self.inbox.room()
             self._reading = True
             try:
@@ -276,14 +289,41 @@ class StageRunner:
         await self.transport.trim()
 
     async def _heartbeat(self) -> None:
-        await self.transport.heartbeat(self.settings.heartbeat_ttl)
+        await self.transport.heartbeat(self.settings.heartbeat_ttl, self.inbox.holding(MAX_REPORTED))
 
     async def _renew_leases(self) -> None:
         """Keep entries we still work on from being claimed as stale by live peers."""
         old = self.inbox.held_since(time.monotonic() - self.stage.deadline / 2)
         self.inbox.touch(await self.transport.renew(old))
 
+    async def _follow_pause(self) -> bool:
+        """Ask whether the stage is paused; park or wake the reader when that changed.
+
+        A read already waiting (up to READ_BLOCK_MS) may still deliver entries:
+        the pause is reported once it returned, by the reader itself.
+        """
+        paused = await self.transport.paused()
+        if paused != self.inbox.paused:
+            await self.inbox.set_paused(paused)
+        if not (paused and self._reading):
+            self._report_pause(paused)
+        return paused
+
+    def _report_pause(self, paused: bool) -> None:
+        """Gauge and one log line when reading stops for a pause, or starts again."""
+        if paused == self._reported_pause:
+            return
+        self._reported_pause = paused
+        self.metrics.paused.set(int(paused))
+        if paused:
+            log.info("stage %s: paused by an operator; finishing the %d entries held, reading and "
+                     "claiming nothing new", self.stage.name, self.inbox.held)
+        else:
+            log.info("stage %s: resumed; reading again", self.stage.name)
+
     async def _reclaim(self) -> None:
+        if await self._follow_pause():
+            return
         async with self._claims:
             try:
                 for consumer in await self.transport.consumers():

@@ -18,6 +18,12 @@ arguments cost Redis nothing to parse, where a JSON blob cost it a cjson
 decode of 3 µs per entry. The one blob sent, the event's list of transitions,
 is stored as it is: Redis never decodes it (unless entries were fenced off).
 
+A transition with a detail (streams.transition) is packed with a 'D' and the detail
+before its entry; such a transition is never part of a run of plain forwards, so the
+common case packs as before. The detail is spliced into the status value as text, so
+it is checked here to be a JSON object and spaced where it would hold one of the two
+markers the Lua finds trails and records by (`,"trail":[` and `{"stage":"`).
+
 A batch whose packed entries exceed ``max_call_bytes`` is sent as several calls, each
 within that budget (or one transition alone): a call holds Redis about 1.5 ms per MiB
 it writes, and a batch of large payloads or error records must not hold it for tens of
@@ -47,6 +53,7 @@ from streams.transition import (
     State,
     Transition,
     Verdict,
+    bounded_detail,
 )
 
 REPLY_TIMEOUT = 30.0  # seconds: a reply lost in a Redis restart must not hang a commit
@@ -152,12 +159,23 @@ def _pack_op(op: Op, names: _Addresses, keys: _KeyList, out: list[bytes]) -> int
 
 
 def _forward(t: Transition) -> Forward | None:
-    """The op of the common case: ``t`` forwards one envelope under its own request id."""
+    """The op of the common case: ``t`` forwards one envelope under its own request id, no detail."""
     ops = t.ops
     if (len(ops) == 1 and type(op := ops[0]) is Forward and t.state is FORWARDED
-            and op.request_id == t.request_id):
+            and op.request_id == t.request_id and not t.detail):
         return op
     return None
+
+
+def spliceable(detail: bytes) -> bytes:
+    """``detail`` bounded (streams.transition.bounded_detail) and free of the Lua's markers.
+
+    Only a key "trail" holding a list or an object whose first key is "stage" holding a
+    string make those bytes in JSON (inside a string a quote is escaped): a blank after
+    the colon keeps the value and breaks the marker.
+    """
+    text = bounded_detail(detail)
+    return text.replace(b',"trail":[', b',"trail": [').replace(b'{"stage":"', b'{"stage": "')
 
 
 def _pack_run(run: list[bytes], key_index: int, out: list[bytes]) -> int:
@@ -189,6 +207,9 @@ def _pack_entries(batch: Sequence[Transition], names: _Addresses, keys: _KeyList
         if run:
             count += _pack_run(run, keys.index(sink), body)
             run = []
+        if t.detail:
+            body.append(b"$1\r\nD\r\n%b" % resp.bulk(spliceable(t.detail)))
+            count += 2
         body.append(b"%b%b%b%b" % (resp.bulk(entry), resp.bulk(rid), _small(t.state), _small(len(t.ops))))
         count += 4
         for op in t.ops:
@@ -232,7 +253,7 @@ class Committer:
         A batch over ``max_call_bytes`` is sent in parts (``split``); a part is
         never split again, since its estimate may be a few bytes short.
         """
-        keys = _KeyList(self.source, self.keys.events, self.keys.fences)
+        keys = _KeyList(self.source, self.keys.events, self.keys.fences, self.keys.counts)
         body, count = _pack_entries(batch, self._names, keys)
         if split and len(batch) > 1 and sum(map(len, body)) > self.max_call_bytes:
             return await self._commit_in_parts(batch, token, suspect)

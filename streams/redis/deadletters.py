@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from streams.codec import envelope
 from streams.errors import StreamsError
@@ -85,6 +86,7 @@ class Selection:
     since: float | None = None
     until: float | None = None
     request_id: str | None = None
+    ids: frozenset[str] | None = None  # only these letters (dead-letter ids)
 
     def __post_init__(self) -> None:
         if self.reason is not None:
@@ -95,7 +97,8 @@ class Selection:
                 raise StreamsError(problem) from None
 
     def matches(self, letter: DeadLetter) -> bool:
-        return (self.request_id is None or letter.request_id == self.request_id) and (
+        return (self.ids is None or letter.id in self.ids) and (
+            self.request_id is None or letter.request_id == self.request_id) and (
             self.reason is None or re.search(self.reason, letter.reason) is not None
         )
 
@@ -106,7 +109,10 @@ class Selection:
         return low, high
 
     def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        found = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.ids is not None:
+            found["ids"] = sorted(self.ids)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +264,39 @@ class DeadLetters:
                 if progress:
                     progress(len(chunk))
         return report
+
+    async def edit(self, stage: str, dlq_id: str, patch: Any) -> DeadLetter | None:
+        """Apply JSON merge patch ``patch`` to a letter's payload; None if the letter is gone.
+
+        The edited letter is filed again (a new id: stream ids only grow) with
+        ``edited_from``; the old one is deleted, and an audit entry written, in
+        one transaction that fails over if the letter moved meanwhile.
+        """
+        key = self.keys.dlq(stage)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    found: Any = await pipe.xrange(key, min=dlq_id, max=dlq_id)
+                    if not found:
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return None
+                    letter = DeadLetter.parse(stage, found[0][0], found[0][1])
+                    payload = merge_patch(letter.payload, patch) if letter.payload is not None else None
+                    if not isinstance(payload, dict):
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        raise StreamsError("the payload must stay a JSON object (and be decodable to edit)")
+                    fields = {**found[0][1], b"d": orjson.dumps(payload), b"edited_from": dlq_id.encode()}
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.xadd(key, fields)
+                    pipe.xdel(key, dlq_id)
+                    pipe.xadd(self.keys.audit, {"action": "edit", "at": int(time.time() * 1000),
+                                                "detail": self._detail("edit", Selection(stage), edit=patch),
+                                                "count": 1, "ids": orjson.dumps([dlq_id])})
+                    new_id = (await pipe.execute())[0]
+                    return DeadLetter.parse(stage, new_id, fields)
+                except WatchError:  # replayed, purged or edited meanwhile: look again
+                    continue
 
     async def apply_retention(self, stage: str) -> int:
         """Trim a stage's DLQ by age and count as configured (0 keeps everything)."""

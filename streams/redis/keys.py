@@ -12,6 +12,7 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:dlq:<stage>``             stream      dead letters of one stage, with provenance
 ``ms:{imgtr}:delayed:<name>``          zset        retries due later for stream <name>; score = due ms
 ``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
+``ms:{imgtr}:run:<group>:<consumer>``  string      JSON {entry id: ms it was read}: what it holds, same TTL
 ``ms:{imgtr}:fences``                  hash        <stream>/<group>/<consumer> -> fence token
 ``ms:{imgtr}:status:<n>``              hash        request_id -> last transition (JSON); bucket n
 ``ms:{imgtr}:status:head``             hash        n: the current status bucket, at: when it opened
@@ -19,6 +20,8 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:seen:head``               hash        n, at: the current dedup bucket
 ``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
 ``ms:{imgtr}:audit``                   stream      operator actions on dead letters (replay, purge)
+``ms:{imgtr}:paused``                  hash        stage -> JSON {by, at}: stages paused by an operator
+``ms:{imgtr}:counts``                  hash        <stage>/<state> -> transitions committed so far
 ``ms:{imgtr}:ratelimit:<name>``        string      a shared rate limit's state (streams.redis.ratelimit)
 =====================================  ==========  ==========================================
 
@@ -88,6 +91,10 @@ class Keys:
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
 
+    def running(self, group: str, consumer: str) -> str:
+        """The entries a consumer holds and when it read each (``GET /v1/running``), beside its heartbeat."""
+        return f"{self.prefix}:run:{group}:{consumer}"
+
     @property
     def fences(self) -> str:
         """Fence tokens: changed for a consumer whenever a claim takes entries from it."""
@@ -129,6 +136,16 @@ class Keys:
     @property
     def audit(self) -> str:
         return f"{self.prefix}:audit"
+
+    @property
+    def paused(self) -> str:
+        """Stages an operator paused: stage -> JSON {by, at}; workers of a stage in it stop reading."""
+        return f"{self.prefix}:paused"
+
+    @property
+    def counts(self) -> str:
+        """Committed transitions per stage and state (field ``<stage>/<state>``), for the API's stats."""
+        return f"{self.prefix}:counts"
 
     def dedup(self, request_id: str) -> str:
         """The key the publisher declares per item: the dedup string key of earlier versions.

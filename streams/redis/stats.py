@@ -59,6 +59,7 @@ async def _group(
         heartbeat_age_seconds=max(((now - b) / 1000 for b in live), default=0.0),
         dlq_length=await redis.xlen(dlq),
         dlq_oldest_seconds=_age(_text(first_dead[0][0]), now) if first_dead else 0.0,
+        entries_read=read if isinstance(read := info.get("entries-read"), int) else None,
     )
 
 

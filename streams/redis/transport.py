@@ -8,8 +8,9 @@ stage runner its part, made of the group consumer (consumer.py), the committer
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Container, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -53,6 +54,7 @@ class RedisStageTransport:
         )
         self.dead_letters = DeadLetters(redis, keys, settings)
         self._heartbeat_key = keys.heartbeat(stage.group, consumer)
+        self._running_key = keys.running(stage.group, consumer)
 
     def address(self, stream: str) -> str:
         return self.keys.stream(stream)
@@ -93,8 +95,14 @@ class RedisStageTransport:
 
     # -- upkeep ----------------------------------------------------------------
 
-    async def heartbeat(self, ttl: float) -> None:
-        await self.redis.set(self._heartbeat_key, int(time.time() * 1000), px=int(ttl * 1000))
+    async def heartbeat(self, ttl: float, holding: Mapping[str, int] | None = None) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self._heartbeat_key, int(time.time() * 1000), px=int(ttl * 1000))
+        if holding:
+            pipe.set(self._running_key, orjson.dumps(holding), px=int(ttl * 1000))
+        else:
+            pipe.delete(self._running_key)
+        await pipe.execute()
 
     async def promote_due(self) -> int:
         return await promote_due(self.redis, self.keys, self.stage.source)
@@ -105,7 +113,10 @@ class RedisStageTransport:
         await retention.enforce(self.redis, self.keys, self.settings)  # the count bounds
         await trim_unread(self.redis, self.keys.errors, self.settings.errors_max_len)
 
+    async def paused(self) -> bool:
+        return bool(await self.redis.hexists(self.keys.paused, self.stage.name))
+
     async def leave(self) -> None:
         await self.group.close()
         await self.committer.close()
-        await self.redis.delete(self._heartbeat_key)
+        await self.redis.delete(self._heartbeat_key, self._running_key)

@@ -71,7 +71,8 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     known = secrets()
     transport = RedisTransport(redis, keys, settings)
     runners: list[StageRunner | IngressRunner] = [
-        StageRunner(transport, s, settings, metrics, pipeline.middleware, known, id_fields=pipeline.id_fields)
+        StageRunner(transport, s, settings, metrics, pipeline.middleware, known, id_fields=pipeline.id_fields,
+                    results=pipeline.results)
         for s in stages
     ]
     runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen,

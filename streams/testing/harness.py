@@ -127,7 +127,7 @@ class PipelineRun:
     # -- what the pipeline wrote -------------------------------------------------
 
     def status(self, request_id: str) -> dict[str, Any] | None:
-        """The task's last transition: {"stage", "state", "entry", "at"}, as task_status reads it."""
+        """The task's record {"stage", "state", "entry", "at"[, "detail"][, "trail"]}, as task_status."""
         found = self.broker.status.get(request_id)
         return dict(found) if found is not None else None
 
@@ -154,7 +154,10 @@ class PipelineRun:
         return [DeadLetter.parse(stage, format_id(i), _fields(found.entries[i])) for i in found.ids]
 
     def events(self) -> list[dict[str, Any]]:
-        """The events stream: one {"stage", "at", "t"} per commit, "t" listing [request_id, state, entry]."""
+        """The events stream: one {"stage", "at", "t"} per commit, "t" listing [request_id, state, entry].
+
+        A pause or resume (``broker.pause``) adds {"stage", "at", "control", "by"}, without "t".
+        """
         return list(self.broker.events)
 
     def list(self, name: str) -> builtins.list[Any]:
@@ -180,7 +183,7 @@ async def run_pipeline(pipeline: Pipeline, settings: Settings | None = None, *,
     transport = MemoryTransport(broker, pipeline.name, settings)
     metrics = Metrics(CollectorRegistry())
     runners = [StageRunner(transport, s, settings, metrics, pipeline.middleware, secrets,
-                           id_fields=pipeline.id_fields) for s in pipeline.stages]
+                           id_fields=pipeline.id_fields, results=pipeline.results) for s in pipeline.stages]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     run = PipelineRun(pipeline, broker, transport, runners, tasks)
     try:

@@ -10,11 +10,15 @@ attribute              Redis counterpart
 ``dead_letters``       ``dlq:<stage>``
 ``delayed``            ``delayed:<name>``: member (the entry's fields) -> due ms
 ``lists``              lists named exactly (``Outgoing(list=...)``)
-``status``             status buckets: request_id -> {"stage", "state", "entry", "at"}
+``status``             status buckets: request_id -> {"stage", "state", "entry", "at"[, "detail"]
+                       [, "trail": earlier records, oldest first]} (one bucket: no trail restarts)
+``counts``             ``counts``: "<stage>/<state>" -> transitions recorded so far
 ``events``             ``events``: {"stage", "at", "t": [[request_id, state, entry], ...]}
 ``heartbeats``         ``hb:<group>:<consumer>``: when it expires (ms)
 ``fences``             ``fences``: (stream, group, consumer) -> token
 ``seen``               dedup buckets: request_id -> (first entry id, when, ms)
+``paused``             ``paused``: stage -> {"by", "at"} (``pause``/``resume``, as
+                       streams.redis.control)
 =====================  =============================================================
 
 Everything reads the time from ``clock`` (unix seconds; pass a
@@ -28,14 +32,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from streams.testing.memory_streams import EntryId, Stream, format_id
+from streams.transition import bounded_detail
 
 Done = tuple[str, str, str]  # request_id, state, entry id
 ERRORS_STREAM = "errors"  # the logical name of error records (streams.redis.keys.ERRORS)
+TRAIL_BYTES = 16384  # TRAIL_BYTES in millstream.lua: the text of a trail's records and commas
+
+
+def _bounded(trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``trail`` less its oldest records while its text exceeds TRAIL_BYTES (the newest stays)."""
+    sizes = [len(orjson.dumps(r)) + 1 for r in trail]
+    total = sum(sizes) - 1
+    cut = 0
+    while total > TRAIL_BYTES and cut < len(trail) - 1:
+        total -= sizes[cut]
+        cut += 1
+    return trail[cut:]
 
 
 class MemoryOutage(ConnectionError):
@@ -50,10 +69,13 @@ class MemoryBroker:
         self.delayed: dict[str, dict[tuple[str, ...], int]] = {}
         self.lists: dict[str, list[bytes]] = {}
         self.status: dict[str, dict[str, Any]] = {}
+        self.counts: Counter[str] = Counter()
         self.events: deque[dict[str, Any]] = deque()
         self.heartbeats: dict[tuple[str, str], int] = {}
+        self.holding: dict[tuple[str, str], dict[str, int]] = {}  # run:<group>:<consumer>: entry -> read ms
         self.fences: dict[tuple[str, str, str], str] = {}
         self.seen: dict[str, tuple[str, int]] = {}
+        self.paused: dict[str, dict[str, Any]] = {}
         self._fence_serial = 0
         self._failing = 0
         self._fail_applied = False
@@ -82,13 +104,24 @@ class MemoryBroker:
         """XADD ``flat`` to ``stream``; return the new entry's id."""
         return format_id(self.stream(stream).add(flat, self.now_ms()))
 
-    def record(self, stage: str, done: list[Done], events_maxlen: int) -> None:
-        """Status records and one event for transitions ``done``, as the Lua's ``record`` writes them."""
+    def record(self, stage: str, done: list[Done], events_maxlen: int, details: Sequence[bytes] = ()) -> None:
+        """Status records, counts and one event for transitions ``done``, as the Lua writes them.
+
+        ``details``: the detail of each transition of ``done`` (b"": none), if any has one.
+        """
         if not done:
             return
         now = self.now_ms()
-        for rid, state, entry in done:
-            self.status[rid] = {"stage": stage, "state": state, "entry": entry, "at": now}
+        for k, (rid, state, entry) in enumerate(done):
+            record: dict[str, Any] = {"stage": stage, "state": state, "entry": entry, "at": now}
+            if details and details[k]:
+                record["detail"] = orjson.loads(bounded_detail(details[k]))
+            old = self.status.get(rid)
+            if old is not None:
+                own = {key: value for key, value in old.items() if key != "trail"}
+                record["trail"] = _bounded([*old.get("trail", ()), own])
+            self.status[rid] = record
+            self.counts[f"{stage}/{state}"] += 1
         self.events.append({"stage": stage, "at": now, "t": [list(d) for d in done]})
         while len(self.events) > events_maxlen:
             self.events.popleft()
@@ -111,6 +144,30 @@ class MemoryBroker:
         found = self.streams.get(stream)
         pending = found.groups[group].pending if found and group in found.groups else {}
         return min(pending) if pending else None
+
+    # -- pausing (streams.redis.control) ----------------------------------------
+
+    def pause(self, stage: str, by: str = "test", events_maxlen: int = 10_000) -> bool:
+        """Pause ``stage`` for every consumer, with its event; False if it already was."""
+        if stage in self.paused:
+            return False
+        at = self.now_ms()
+        self.paused[stage] = {"by": by, "at": at}
+        self._control_event(stage, at, "paused", by, events_maxlen)
+        return True
+
+    def resume(self, stage: str, by: str = "test", events_maxlen: int = 10_000) -> bool:
+        """Resume ``stage``, with its event; False if it was not paused."""
+        if self.paused.pop(stage, None) is None:
+            return False
+        self._control_event(stage, self.now_ms(), "resumed", by, events_maxlen)
+        return True
+
+    def _control_event(self, stage: str, at: int, control: str, by: str, events_maxlen: int) -> None:
+        self.events.append({"stage": stage, "at": at, "control": control, "by": by})
+        while len(self.events) > events_maxlen:
+            self.events.popleft()
+        self.changed()
 
     # -- outages ---------------------------------------------------------------
 

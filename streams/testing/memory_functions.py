@@ -68,6 +68,7 @@ def commit(broker: MemoryBroker, source: str, group: str, consumer: str, stage: 
     g = broker.stream(source).group(group)
     fenced: list[int] = []
     done: list[Done] = []
+    details: list[bytes] = []
     for i, t in enumerate(batch):
         if i in checked_at and not g.holds(consumer, parse_id(t.entry_id)):
             fenced.append(i)
@@ -75,9 +76,10 @@ def commit(broker: MemoryBroker, source: str, group: str, consumer: str, stage: 
         for op in t.ops:
             _apply(broker, op)
         done.append((t.request_id, str(t.state), t.entry_id))
+        details.append(t.detail)
     if done:
         broker.stream(source).ack(group, [parse_id(d[2]) for d in done])
-        broker.record(stage, done, events_maxlen)
+        broker.record(stage, done, events_maxlen, details)
     broker.changed()
     return Verdict(current, fenced)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Container, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
 from typing import TypeVar
 
 import streams.testing.memory_functions as functions
@@ -149,9 +149,10 @@ class MemoryStageTransport:
 
     # -- upkeep ----------------------------------------------------------------
 
-    async def heartbeat(self, ttl: float) -> None:
+    async def heartbeat(self, ttl: float, holding: Mapping[str, int] | None = None) -> None:
         def work() -> None:
             self.broker.heartbeats[(self.group, self.consumer)] = self.broker.now_ms() + int(ttl * 1000)
+            self.broker.holding[(self.group, self.consumer)] = dict(holding or {})
         await self._call("heartbeat", work)
 
     async def promote_due(self) -> int:
@@ -173,5 +174,11 @@ class MemoryStageTransport:
         if errors is not None and s.errors_max_len and not errors.groups:
             errors.trim_to(s.errors_max_len)
 
+    async def paused(self) -> bool:
+        return await self._call("paused", lambda: self.stage.name in self.broker.paused)
+
     async def leave(self) -> None:
-        await self._call("leave", lambda: self.broker.heartbeats.pop((self.group, self.consumer), None))
+        def work() -> None:
+            self.broker.heartbeats.pop((self.group, self.consumer), None)
+            self.broker.holding.pop((self.group, self.consumer), None)
+        await self._call("leave", work)

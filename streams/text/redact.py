@@ -53,6 +53,7 @@ _SCHEME_TOKEN = re.compile(
 _QUERY_NAMES = r"(?:api[_-]?key|key|token|access[_-]?token|auth|password|passwd|secret|signature|sig)"
 _QUERY = re.compile(rf"(?i)(?P<head>[?&;]{_QUERY_NAMES}=)(?P<secret>[^&#\s'\"]+)")
 _SECRET_SUFFIXES = ("_KEY", "_PASSWORD", "_TOKEN", "_SECRET")
+_SECRET_LISTS = ("_TOKENS", "_KEYS")  # comma-separated secrets: each one is masked alone too
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -85,6 +86,8 @@ def secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
             continue
         if name.endswith(_SECRET_SUFFIXES):
             found.add(value)
+        elif name.endswith(_SECRET_LISTS):
+            found.update({value, *(item.strip() for item in value.split(",") if item.strip())})
         elif name.endswith("_URL") and (password := url_password(value)):
             found.update({password, *_quoted_forms(value)})
     return tuple(sorted(found))

@@ -51,20 +51,21 @@ def test_up_serves_results_and_stops_without_leaving_processes(tmp_path: Path):
     require_tool("redis-server")
     require_font(samples.FONT_CANDIDATES[0])
     require_tritonserver()
-    port = free_port()
+    port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MILLSTREAM_")}
     log = tmp_path / "up.log"
     with log.open("w") as out:  # a file, not a pipe: nobody reads while it runs
-        up = subprocess.Popen([sys.executable, "-m", "streams", "up", "--port", str(port),
-                               "--data", str(tmp_path / "up")], cwd=ROOT, env=env, stdout=out, stderr=out)
+        up = subprocess.Popen([sys.executable, "-m", "streams", "up", "--port", str(port), "--api-port",
+                               str(api_port), "--data", str(tmp_path / "up")], cwd=ROOT, env=env, stdout=out,
+                              stderr=out)
     try:
         deadline = time.monotonic() + 240
-        while get(f"http://127.0.0.1:{port}/readyz")[0] != 200:
+        while any(get(f"http://127.0.0.1:{p}/readyz")[0] != 200 for p in (port, api_port)):
             assert up.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "not ready within 240 s"
             time.sleep(0.5)
         tree = descendants(up.pid)
-        assert len(tree) >= 8, "redis, triton and a worker per stage and bridge"
+        assert len(tree) >= 9, "redis, triton, a worker per stage and bridge, the API"
         image = tmp_path / "shirt.png"
         Image.fromarray(samples.product_image(False, seed=5).image).save(image)
         status = orjson.loads(get(f"http://127.0.0.1:{port}/readyz")[1])
@@ -77,6 +78,12 @@ def test_up_serves_results_and_stops_without_leaving_processes(tmp_path: Path):
         code, body = get(line.split(": success: ")[1])
         assert code == 200 and body.startswith(b"\x89PNG")
         assert get(f"http://127.0.0.1:{port}/images/..%2Fsecret.png")[0] == 404
+        request_id = done.stdout.split("request_id=")[1].split()[0]
+        task = orjson.loads(get(f"http://127.0.0.1:{api_port}/v1/tasks/{request_id}")[1])
+        assert task["final"] and task["result"] == "completed", task
+        assert task["outcome"]["image_url"] == line.split(": success: ")[1]
+        assert [s["stage"] for s in task["history"]][:3] == ["publish", "ocr", "operate"]
+        assert get(f"http://127.0.0.1:{api_port}/")[0] == 200  # the dashboard
         metrics = get(f"http://127.0.0.1:{port}/metrics")[1].decode()
         assert "millstream_group_lag_entries" in metrics
     finally:

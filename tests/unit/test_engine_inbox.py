@@ -86,7 +86,7 @@ async def test_suspects_are_the_entries_not_held_under_the_current_fence_token()
 async def test_held_since_finds_entries_older_than_a_time_and_touch_renews_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     clock = SimpleNamespace(now=100.0)
-    monkeypatch.setattr(inbox_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(inbox_module, "time", SimpleNamespace(monotonic=lambda: clock.now, time=lambda: 5.0))
     inbox = Inbox(10)
     await held(inbox, ["1-0", "2-0"])
     clock.now = 110.0
@@ -164,3 +164,19 @@ async def test_free_never_goes_below_zero_when_more_than_capacity_are_held() -> 
     inbox = Inbox(1)
     await held(inbox, ["1-0", "2-0"])  # a claim may hold a batch past the mark
     assert inbox.free() == 0
+
+
+async def test_holding_reports_when_each_entry_was_read_and_renewals_do_not_change_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(inbox_module, "time", SimpleNamespace(monotonic=lambda: clock.now,
+                                                              time=lambda: clock.now + 1000))
+    inbox = Inbox(10)
+    await held(inbox, ["1-0"])
+    clock.now = 103.0
+    await held(inbox, ["2-0", "3-0"])
+    inbox.touch(["1-0"])
+    assert inbox.holding(10) == {"1-0": 1_100_000, "2-0": 1_103_000, "3-0": 1_103_000}
+    assert inbox.holding(2) == {"1-0": 1_100_000, "2-0": 1_103_000}  # the oldest first, bounded
+    await inbox.release(["1-0"])
+    assert list(inbox.holding(10)) == ["2-0", "3-0"]

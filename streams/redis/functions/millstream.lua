@@ -4,7 +4,7 @@
 -- KEYS and share the pipeline's hash tag, so they also run on Redis Cluster.
 
 -- Status records (field: request id, value: the task's last transition as
--- JSON) and dedup records (field: request id, value: its first entry id) live
+-- JSON, with its trail: see below) and dedup records (field: request id, value: its first entry id) live
 -- in numbered buckets, hashes <prefix><n>: one HSET per batch instead of one
 -- key per task. <prefix>head holds the current number `n` and when it opened
 -- (`at`). A write opens the next bucket once the current one is a span old
@@ -15,10 +15,23 @@
 -- newer ones opened, each a span after the one before) unless a count bound
 -- dropped it sooner, at most about ttl * 9/8 under steady traffic, and a lookup
 -- (streams.redis.tasks, ms_publish) reads KEPT buckets, newest first.
+-- A status value holds the task's earlier transitions too (docs/decisions/0026):
+-- {"stage","state","entry","at"[,"detail":{...}][,"trail":[older values, oldest
+-- first]]}, each older value without its own trail. A write reads the current
+-- bucket's values of its tasks (one HMGET) and appends; a task whose previous
+-- value lies in an older bucket starts a new trail (a bucket spans ttl/8). The
+-- trail is cut, oldest records first, to TRAIL_BYTES, by plain string.find of
+-- two markers that only the record's own structure holds: a detail never holds
+-- `,"trail":[` or `{"stage":"` (streams.redis.commit spaces them out).
+-- Counts (Keys.counts, the status prefix with `status:` replaced by `counts`):
+-- field <stage>/<state>, the transitions committed so far; one HINCRBY per state
+-- per call.
 -- Events: one entry per batch, field `t` listing [request_id, state, entry] of
 -- every transition in it, in order. Stage names, states and entry ids need no
 -- JSON escaping (stage names are checked by Keys).
 local KEPT = 9
+local TRAIL_BYTES = 16384  -- text of a trail, beyond which its oldest records are dropped
+local TRAIL, RECORD = ',"trail":[', ',{"stage":"'
 
 local function bucket_key(prefix, n)
   return prefix .. string.format('%.0f', n)
@@ -54,23 +67,72 @@ local function add_moved(key, data, rid, t0, list)
   return redis.call('XADD', key, '*', 'v', '1', 'd', data, 'rid', rid, 'att', '1', 't0', t0, 'lg', list)
 end
 
--- The status value of a transition is prefix(stage, state) .. entry .. suffix(now).
+-- The status value of a transition is head .. entry .. tail .. (its trail or '}'),
+-- head being status_prefix_of(stage, state) and tail status_tail(now[, detail]).
 local function status_prefix_of(stage, state)
   return '{"stage":"' .. stage .. '","state":"' .. state .. '","entry":"'
 end
 
-local function status_suffix(now)
-  return '","at":' .. now .. '}'
+local function status_tail(now, detail)
+  if detail then return '","at":' .. now .. ',"detail":' .. detail end
+  return '","at":' .. now
 end
 
--- fields: request id, status value, request id, status value, ...
-local function write_status(status_prefix, now, ttl, fields)
+-- The value of a transition after `old` (the task's value in the current bucket, or
+-- false): `old` less its trail is appended to that trail. One concatenation, at most
+-- two substrings: the per-entry cost of a commit.
+local function status_value(head, id, tail, old)
+  if not old then return head .. id .. tail .. '}' end
+  local m = string.find(old, TRAIL, 1, true)
+  if not m then return head .. id .. tail .. TRAIL .. old .. ']}' end
+  -- the new trail: old's trail records (from `from` to #old - 2), ',', old's own record
+  -- (its first m - 1 bytes and '}'): #old - 10 bytes in all
+  local from, excess = m + #TRAIL, #old - #TRAIL - TRAIL_BYTES
+  if excess > 0 then  -- drop whole records up to the first boundary at or past the excess
+    local cut = string.find(old, RECORD, from + excess - 1, true)
+    if not cut then return head .. id .. tail .. TRAIL .. string.sub(old, 1, m - 1) .. '}]}' end
+    from = cut + 1
+  end
+  return head .. id .. tail .. TRAIL .. string.sub(old, from, -3) .. ',' .. string.sub(old, 1, m - 1) .. '}]}'
+end
+
+-- The status records of n transitions: request id rids[k], and its value's parts
+-- heads[k], ids[k], tails[k] (see status_value). One HMGET per call reads the old
+-- values (in parts of UNPACK_MAX only past that many entries: Lua's unpack limit).
+local UNPACK_MAX = 4000
+local function write_status(status_prefix, now, ttl, rids, heads, ids, tails, n)
   local span = math.max(1, math.floor(ttl / 8))
   local status_key = bucket_key(status_prefix, current_bucket(status_prefix, now, span))
+  local old = {}
+  for i = 1, n, UNPACK_MAX do
+    local part = redis.call('HMGET', status_key, unpack(rids, i, math.min(i + UNPACK_MAX - 1, n)))
+    for k = 1, #part do old[i + k - 1] = part[k] end
+  end
+  local fields, latest = {}, {}  -- latest: a task written twice in one call gets both records
+  for k = 1, n do
+    local rid = rids[k]
+    local value = status_value(heads[k], ids[k], tails[k], latest[rid] or old[k])
+    fields[2 * k - 1], fields[2 * k], latest[rid] = rid, value, value
+  end
   for i = 1, #fields, 1000 do
     redis.call('HSET', status_key, unpack(fields, i, math.min(i + 999, #fields)))
   end
   redis.call('PEXPIRE', status_key, ttl)
+end
+
+-- One HINCRBY per distinct state: states[k] is the state of the k-th transition.
+local function add_counts(counts, stage, states, n)
+  local tally = {}
+  for k = 1, n do
+    local state = states[k]
+    tally[state] = (tally[state] or 0) + 1
+  end
+  for state, count in pairs(tally) do redis.call('HINCRBY', counts, stage .. '/' .. state, count) end
+end
+
+-- Keys.counts, derived from the status prefix as the dedup prefix is (same hash tag).
+local function counts_of(status_prefix)
+  return string.sub(status_prefix, 1, -8) .. 'counts'
 end
 
 local function add_event(events, maxlen, stage, now, transitions)
@@ -80,12 +142,12 @@ end
 -- done: {request_id, state, entry} per transition.
 local function record(status_prefix, events, maxlen, stage, now, ttl, done)
   if #done == 0 then return end
-  local fields, suffix = {}, status_suffix(now)
+  local rids, heads, ids, tails, states, tail = {}, {}, {}, {}, {}, status_tail(now)
   for i, d in ipairs(done) do
-    fields[2 * i - 1] = d[1]
-    fields[2 * i] = status_prefix_of(stage, d[2]) .. d[3] .. suffix
+    rids[i], heads[i], ids[i], tails[i], states[i] = d[1], status_prefix_of(stage, d[2]), d[3], tail, d[2]
   end
-  write_status(status_prefix, now, ttl, fields)
+  write_status(status_prefix, now, ttl, rids, heads, ids, tails, #done)
+  add_counts(counts_of(status_prefix), stage, states, #done)
   add_event(events, maxlen, stage, now, cjson.encode(done))
 end
 
@@ -147,13 +209,15 @@ end
 -- How many ARGV slots an op takes, by its code (see ms_commit).
 local OP_SIZE = {e = 5, z = 4, l = 3}
 
--- ms_commit: KEYS = source, events, fences, targets...
+-- ms_commit: KEYS = source, events, fences, counts, targets...
 -- ARGV = group, consumer, now_ms, status_ttl_ms, events_maxlen, stage, status_prefix,
 --        token, limit (at least how many entries this consumer can hold),
 --        transitions (the event's `t`: JSON [request_id, state, entry_id] of every entry),
 --        n_suspect, suspect entry numbers (1-based)..., then the entries, in order, each
 --        entry_id, request_id, state, n_ops, ops...
---        except for runs of the common case, in short:
+--        or, for a transition with a detail (a JSON object for its status record),
+--        'D', detail, entry_id, request_id, state, n_ops, ops...
+--        except for runs of the common case (never with a detail), in short:
 --        'F', key_index, count, then per entry: entry_id, request_id, payload, origin_ms
 --        (state 'forwarded', one op: 'e', key_index, payload, request_id, origin_ms)
 -- ops: 'e', key_index, payload, request_id, origin_ms  XADD an envelope (attempt 1)
@@ -168,7 +232,7 @@ local OP_SIZE = {e = 5, z = 4, l = 3}
 -- Returns {current token, numbers of the entries fenced off (not ours: skipped)...}.
 local RUN_ENTRY = 4  -- ARGV slots per entry of a run
 
--- Where the entry after the one at `pos` (not a run) starts.
+-- Where the entry after the one at `pos` (not a run, past its 'D' and detail) starts.
 local function next_entry(args, pos)
   local p = pos + 4
   for _ = 1, tonumber(args[p - 1]) do
@@ -195,6 +259,7 @@ local function suspects(args, first, n_suspect, all)
       for q = pos + 3, last - 1, RUN_ENTRY do visit(args[q]) end
       pos = last
     else
+      if args[pos] == 'D' then pos = pos + 2 end
       visit(args[pos])
       pos = next_entry(args, pos)
     end
@@ -203,7 +268,7 @@ local function suspects(args, first, n_suspect, all)
 end
 
 local function commit(keys, args)
-  local src, events, fences = keys[1], keys[2], keys[3]
+  local src, events, fences, counts = keys[1], keys[2], keys[3], keys[4]
   local group, consumer, now, ttl, maxlen, stage = args[1], args[2], args[3], args[4], args[5], args[6]
   local status_prefix, token, limit, n_suspect = args[7], args[8], args[9], tonumber(args[11])
   local current = redis.call('HGET', fences, fence_field(src, group, consumer)) or ''
@@ -214,10 +279,10 @@ local function commit(keys, args)
     suspect, ids = suspects(args, first, n_suspect, current ~= token)
     if #ids > 0 then mine = owned_set(src, group, consumer, ids, limit) end
   end
-  -- Built here per entry, the status values are the one string a commit must
-  -- make per entry; the event's JSON comes from the caller (args[10]).
-  local suffix, forwarded = status_suffix(now), status_prefix_of(stage, 'forwarded')
-  local fenced, acked, states, fields, i, p, n = {current}, {}, {}, {}, 0, first, 0
+  -- Built per entry by write_status, the status values are the one string a commit
+  -- must make per entry; the event's JSON comes from the caller (args[10]).
+  local tail, forwarded = status_tail(now), status_prefix_of(stage, 'forwarded')
+  local fenced, acked, states, rids, heads, tails, i, p, n = {current}, {}, {}, {}, {}, {}, 0, first, 0
   while p <= #args do
     if args[p] == 'F' then
       local key, last = keys[tonumber(args[p + 1])], p + 3 + RUN_ENTRY * tonumber(args[p + 2])
@@ -229,12 +294,13 @@ local function commit(keys, args)
         else
           add_envelope(key, args[q + 2], rid, args[q + 3])
           n = n + 1
-          acked[n], states[n] = id, 'forwarded'
-          fields[2 * n - 1], fields[2 * n] = rid, forwarded .. id .. suffix
+          acked[n], states[n], rids[n], heads[n], tails[n] = id, 'forwarded', rid, forwarded, tail
         end
       end
       p = last
     else
+      local detail = nil
+      if args[p] == 'D' then detail, p = args[p + 1], p + 2 end
       i = i + 1
       local id, rid, state = args[p], args[p + 1], args[p + 2]
       if suspect[id] and not mine[id] then
@@ -257,18 +323,19 @@ local function commit(keys, args)
           p = p + (OP_SIZE[code] or 3 + tonumber(args[p + 2]))
         end
         n = n + 1
-        acked[n], states[n] = id, state
-        fields[2 * n - 1], fields[2 * n] = rid, status_prefix_of(stage, state) .. id .. suffix
+        acked[n], states[n], rids[n], heads[n] = id, state, rid, status_prefix_of(stage, state)
+        tails[n] = detail and status_tail(now, detail) or tail
       end
     end
   end
   if n == 0 then return fenced end
   ack(src, group, acked)
-  write_status(status_prefix, now, ttl, fields)
+  write_status(status_prefix, now, ttl, rids, heads, acked, tails, n)
+  add_counts(counts, stage, states, n)
   local transitions = args[10]
   if #fenced > 1 then  -- the caller's list names entries fenced off: list what was done
     local done = {}
-    for k = 1, n do done[k] = {fields[2 * k - 1], states[k], acked[k]} end
+    for k = 1, n do done[k] = {rids[k], states[k], acked[k]} end
     transitions = cjson.encode(done)
   end
   add_event(events, maxlen, stage, now, transitions)
@@ -629,6 +696,24 @@ local function ingress(keys, args)
   return n
 end
 
+-- ms_forget: KEYS = a status bucket, then the older buckets; ARGV = request_id, head, ...
+-- Deletes each record of the bucket that still starts with `head` (its
+-- {"stage","state","entry","at" as read: one written since is kept), and the
+-- task's records in the older buckets, which would otherwise show through
+-- (streams.redis.tasks.clean). Returns how many records of the bucket went.
+local function forget(keys, args)
+  local removed = 0
+  for i = 1, #args, 2 do
+    local rid, head = args[i], args[i + 1]
+    local value = redis.call('HGET', keys[1], rid)
+    if value and string.sub(value, 1, #head) == head then
+      for k = 1, #keys do redis.call('HDEL', keys[k], rid) end
+      removed = removed + 1
+    end
+  end
+  return removed
+end
+
 redis.register_function('ms_commit', commit)
 redis.register_function('ms_ingress', ingress)
 redis.register_function('ms_replay', replay)
@@ -642,3 +727,4 @@ redis.register_function('ms_claim_mine', claim_mine)
 redis.register_function('ms_claim_lost', claim_lost)
 redis.register_function('ms_renew', renew)
 redis.register_function('ms_trim', trim)
+redis.register_function('ms_forget', forget)
