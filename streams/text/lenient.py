@@ -3,7 +3,9 @@
 ``read_ids(text, names)`` scans the top level of a JSON object given as text and
 returns the values named ``names`` (a pipeline's id fields) as text, tolerating what orjson
 refuses: NaN, Infinity, hex or huge numbers, raw control characters, bad
-escapes, nesting beyond any depth limit, a cut-off end. A string value reads
+escapes, nesting beyond any depth limit, a cut-off end, and strings in single
+quotes (Python's ``str(dict)``, which producers send for JSON when
+``json.dumps`` fails on a value, e.g. an integer beyond 64 bits). A string value reads
 as its characters; any other scalar as its literal exactly as written
 (``12345678901234567890`` stays exact, ``0x1F`` stays ``0x1F``). null, an
 object, an array, or a name the scan never reaches read as None. A name given
@@ -24,8 +26,10 @@ MAX_STEPS = 100_000  # brackets and strings skipped per scan: bounds a hostile t
 
 _WS = re.compile(r"[ \t\n\r]*")
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to the closing quote
+_QUOTED_BODY = re.compile(r"[^'\\]*(?:\\.[^'\\]*)*", re.S)  # the same, in single quotes
+_BODIES = {'"': _STRING_BODY, "'": _QUOTED_BODY}
 _SCALAR = re.compile(r"[^,:{}\[\]\"\s]*")
-_STRUCTURE = re.compile(r'["{}\[\]]')
+_STRUCTURE = re.compile(r'["\'{}\[\]]')
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
 _SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
@@ -45,7 +49,7 @@ def read_ids(text: str, names: Sequence[str]) -> dict[str, str | None]:
         if text[pos] == ",":
             pos += 1
             continue
-        if text[pos] != '"':
+        if text[pos] not in _BODIES:
             break  # not a key: nothing further can be read with confidence
         body, pos = _string_body(text, pos)
         key = _unescape(body) if len(body) <= 6 * longest else ""  # longer: none of ``names``
@@ -70,8 +74,8 @@ def safe_text(text: str) -> str:
 
 
 def _string_body(text: str, pos: int) -> tuple[str, int]:
-    """The raw text of the string starting at quote ``pos``, and the position after it."""
-    body = _STRING_BODY.match(text, pos + 1)
+    """The raw text of the string starting at quote ``pos`` (double or single), and the position after it."""
+    body = _BODIES[text[pos]].match(text, pos + 1)
     assert body is not None  # the pattern matches the empty string
     return body.group(), min(len(text), body.end() + 1)
 
@@ -92,7 +96,7 @@ def _value(text: str, pos: int, wanted: bool, budget: list[int]) -> tuple[str | 
 
     Only a ``wanted`` string is unescaped: that costs a call per escape.
     """
-    if text.startswith('"', pos):
+    if text.startswith(('"', "'"), pos):
         body, after = _string_body(text, pos)
         return (_unescape(body) if wanted else body), after
     if text.startswith(("{", "["), pos):
@@ -112,8 +116,8 @@ def _skip_container(text: str, pos: int, budget: list[int]) -> int:
         if budget[0] <= 0:
             return len(text)
         char, pos = found.group(), found.end()
-        if char == '"':
-            pos = _STRING_BODY.match(text, pos).end() + 1  # type: ignore[union-attr]
+        if char in _BODIES:
+            pos = _BODIES[char].match(text, pos).end() + 1  # type: ignore[union-attr]
         elif char in "{[":
             depth += 1
         else:

@@ -312,3 +312,19 @@ async def test_redis_down_is_503_not_a_traceback(pipeline: Pipeline) -> None:
                        await http.get("/readyz")]
     assert [a.status_code for a in answers] == [503, 503, 503]
     assert "Redis unavailable" in answers[0].json()["detail"]
+
+
+async def test_the_image_pipeline_takes_the_seed_task_json_and_names_a_bad_field(
+        pipeline_name: str, api_settings: Settings) -> None:
+    from processors.stages.task import problems
+
+    image = Pipeline(pipeline_name + "i", [Stage("ocr", "tasks", _finish)], validators={"tasks": problems})
+    good = {"request_id": "s1", "image_url": "https://shop.example/a.png", "image_id": "a", "is_long": False}
+    with serving(image, api_settings) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            accepted = await http.post("/v1/tasks", json=good)
+            refused = await http.post("/v1/tasks", json=[good, {**good, "is_long": "no", "image_url": None}])
+    assert accepted.status_code == 202 and accepted.json()["tasks"][0]["request_id"] == "s1"
+    assert refused.status_code == 422
+    assert sorted(p["loc"] for p in refused.json()["detail"]) == [["body", 1, "image_url"], ["body", 1, "is_long"]]
+    assert "must be a boolean" in " ".join(p["msg"] for p in refused.json()["detail"])

@@ -41,6 +41,7 @@ from streams.redis.publisher import Publisher
 from streams.redis.transport import RedisTransport
 from streams.settings import Settings
 from streams.stage import Stage
+from tests.support.pipelines import wait_for
 from tests.support.redis_server import free_port
 
 T = TypeVar("T")
@@ -173,14 +174,7 @@ async def _until(check: Callable[[], bool], timeout: float) -> None:
 
 
 async def _poll(check: Callable[[], Awaitable[Any]], timeout: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(0.05)
+    return await wait_for(check, timeout, every=0.05)
 
 
 def seed(stack: Stack) -> None:

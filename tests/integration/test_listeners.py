@@ -83,3 +83,15 @@ async def test_the_up_http_server_listens_on_the_host_it_is_given(
         assert stack.public_url == public.format(port=port)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(("tokens", "bound"), [((), {"127.0.0.1"}), (("a-read-token-0123456789",), {"0.0.0.0"})])
+def test_the_api_listens_on_loopback_without_tokens_whatever_the_host(
+        settings: Settings, tokens: tuple[str, ...], bound: set[str]) -> None:
+    from streams.api.settings import ApiSettings
+    from streams.pipeline import Pipeline
+    from tests.support.api_server import serving
+
+    pipeline = Pipeline("listeners", [])
+    with serving(pipeline, settings, ApiSettings(api_host="0.0.0.0", api_read_tokens=tokens)) as url:
+        assert listening_addresses(int(url.rsplit(":", 1)[1])) == bound

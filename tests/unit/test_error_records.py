@@ -6,6 +6,8 @@ import time
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.legacy import ID_FIELDS as TASK_IDS
 from streams.delivery import Delivery, to_delivery
@@ -31,11 +33,28 @@ from streams.text.lenient import read_ids
         ("[1, 2]", (None, None)),
         ("", (None, None)),
         ('{"a" "b", "request_id": "after junk"}', (None, None)),
+        # Python's str(dict): single quotes, and a '}' inside one of them closes nothing
+        ("{'request_id': 'py', 'n': 12345678901234567890}", ("py", None)),
+        ('{"": {\'k}\': \'v}r\', "x": [1]}, "request_id": "after repr"}', ("after repr", None)),
+        ('{"a": "it\'s", "request_id": "apostrophe in a string"}', ("apostrophe in a string", None)),
     ],
 )
 def test_ids_are_read_from_the_top_level_of_any_text(text: str, expected: tuple[str | None, str | None]) -> None:
     ids = read_ids(text, TASK_IDS)
     assert (ids["request_id"], ids["image_id"]) == expected
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10)
+
+
+@given(before=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "request_id"), json_values, max_size=3),
+       rid=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20))
+def test_a_python_repr_of_a_task_still_names_its_request_id(before: dict[str, object], rid: str) -> None:
+    """What a producer sends when it writes str(task) for JSON: every such text names its id."""
+    assert read_ids(str({**before, "request_id": rid}), TASK_IDS)["request_id"] == rid
 
 
 def test_reading_ids_of_a_hostile_megabyte_is_bounded() -> None:
