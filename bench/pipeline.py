@@ -88,7 +88,7 @@ async def _sequential(images: list[tuple[Path, bool]], triton_url: str,
     await client.close()
     await fetcher.aclose()
     await translator.aclose()
-    engine.close()
+    await engine.aclose()
     return rate, _means(steps)
 
 

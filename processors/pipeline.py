@@ -103,7 +103,7 @@ def build(settings: Settings) -> Pipeline:
                        budget=MemoryBudget(images_settings.ocr_memory_budget))
     transient = RetryPolicy(base=1.0, factor=2.0, cap=60.0)
     stages = [
-        # As many tasks at once as OCR threads: none waits for a thread inside its timeout (decision 0020).
+        # As many tasks at once as OCR processes: none waits for one inside its timeout (decision 0020).
         Stage("ocr", "tasks", ocr, sinks=["ocr"], concurrency=ocr_engine.threads,
               max_in_flight=2 * ocr_engine.threads, timeout=120, retry=transient),
         Stage("operate", "ocr", operate, sinks=["success"], concurrency=64, max_in_flight=128,
@@ -121,7 +121,7 @@ def build(settings: Settings) -> Pipeline:
     bridges = [ListIngress("legacy-ingress", legacy.TASKS, "tasks")] if ingress else []
 
     async def close_ocr() -> None:
-        ocr_engine.close()
+        await ocr_engine.aclose()
 
     return Pipeline(NAME, stages, bridges=bridges, registry=registry, id_fields=legacy.ID_FIELDS,
                     lists=legacy.LISTS, results=("success",), validators={"tasks": task_problems}, on_stop=[

@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev,pipeline,triton
 .venv/bin/ruff check streams processors tests bench examples deploy
 .venv/bin/mypy
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=15 "$@"  # the slowest tests: the suite must stay under 15 minutes

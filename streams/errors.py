@@ -10,11 +10,17 @@
       ProcessingError          raised by processors and middleware
         RetryableError         transient: retried by the stage's policy
           ProcessingTimeout    the handler ran past the stage's timeout
+            SoftTimeout        raised inside the handler at the stage's soft_timeout (catchable)
+            HardTimeout        a KillablePool killed the worker process running past its timeout
+          WorkerLost           a KillablePool's worker process died, or broke the protocol, mid-task
+          RemoteRetryableError a RetryableError raised by the function in the worker process
           RateLimited          a shared rate limit has no slot soon enough (streams.redis.ratelimit)
           InferenceUnavailable Triton down, overloaded or past its deadline (processors)
         PermanentError         an error record at once, never retried
           InvalidPayload       the payload is not what the processor accepts
+          RemotePermanentError a PermanentError raised by the function in the worker process
           InferenceRejected    Triton refused the request: bad shape, model error (processors)
+        RemoteError            any other exception of a function run in a KillablePool (streams.killable)
 
 Processors raise; they do not catch-and-log. Only the runner, where an
 exception becomes a Decision, catches broadly. An exception that is neither
@@ -74,9 +80,58 @@ class ProcessingTimeout(RetryableError):
         self.seconds = seconds
 
 
+class SoftTimeout(ProcessingTimeout):
+    """Raised inside the handler at the stage's ``soft_timeout``; it may catch it and finish.
+
+    Uncaught, it fails the attempt like any timeout (retryable). At the stage's
+    ``timeout`` the handler is cancelled for good (``ProcessingTimeout``).
+    """
+
+    def __init__(self, seconds: float, hard: float) -> None:
+        super().__init__(seconds)
+        self.args = (f"handler exceeded its soft timeout of {seconds:g} s (hard timeout {hard:g} s)",)
+        self.hard = hard
+
+
+class HardTimeout(ProcessingTimeout):
+    """Work in a KillablePool ran past its timeout: its process was killed and replaced."""
+
+    def __init__(self, seconds: float, pid: int, function: str) -> None:
+        super().__init__(seconds)
+        self.args = (f"{function} ran past its hard timeout of {seconds:g} s: "
+                     f"worker process {pid} was killed and replaced",)
+        self.pid, self.function = pid, function
+
+
+class WorkerLost(RetryableError):
+    """A KillablePool's worker process died (a crash, a kill for memory) or sent a malformed
+    frame while running a task; it was replaced. ``reason`` says which."""
+
+    def __init__(self, pid: int, function: str, reason: str) -> None:
+        super().__init__(f"worker process {pid} running {function}: {reason}; it was replaced")
+        self.pid, self.function, self.reason = pid, function, reason
+
+
+class RemoteError(ProcessingError):
+    """The function run in a KillablePool's worker process raised; only its type's name, its
+    message and its traceback's text cross the pipe (never the exception object itself)."""
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name, self.message, self.traceback = type_name, message, traceback
+
+
+class RemoteRetryableError(RemoteError, RetryableError):
+    """The remote function raised a RetryableError."""
+
+
 class PermanentError(ProcessingError):
     """A failure that a retry cannot fix: the task ends as an error record."""
 
 
 class InvalidPayload(PermanentError):
     """The payload lacks a field or has a field of the wrong type."""
+
+
+class RemotePermanentError(RemoteError, PermanentError):
+    """The remote function raised a PermanentError."""

@@ -84,6 +84,8 @@ class StageMetrics:
     deadline: Any
     paused: Any
     by_state: dict[str, Any]
+    throttled: Any
+    throttled_seconds: Any
 
     def committed(self, states: Iterable[str]) -> None:
         """Count committed outcomes by their transition's state."""
@@ -110,6 +112,7 @@ class Metrics:
         self.dead_lettered = counter("stage_dead_lettered", "Entries moved to the dead-letter stream.")
         self.fenced = counter("stage_fenced", "Outcomes dropped: the entry was claimed by another consumer.")
         self.handed_back = counter("stage_handed_back", "Unstarted entries handed back at shutdown.")
+        self.cancelled = counter("stage_cancelled", "Tasks ended by an operator's cancel.")
         self.claimed = counter("stage_claimed", "Entries claimed from other consumers.", [*_STAGE, "reason"])
         self.duration = Durations("millstream_stage_handler_seconds", "Handler duration per attempt.",
                                   _STAGE, _BOUNDS)
@@ -118,6 +121,10 @@ class Metrics:
         self.in_flight = gauge("stage_in_flight", "Entries held: read, not yet committed.", _STAGE)
         self.paused = gauge("stage_paused", "1 while an operator paused the stage (this runner reads "
                             "nothing new), else 0.", _STAGE)
+        self.throttled = counter("stage_throttled", "Handler attempts that waited for a slot of the "
+                                 "stage's rate.")
+        self.throttled_seconds = counter("stage_throttled_seconds", "Seconds attempts spent waiting for "
+                                         "slots of the stage's rate (not part of their timeout).")
         self.length = gauge("stream_length", "Entries in the stream.", ["pipeline", "stream"])
         self.delayed = gauge("stream_delayed", "Retries waiting in the delayed set.", ["pipeline", "stream"])
         self.lag = gauge("group_lag_entries", "Entries not yet delivered to the group.", _GROUP)
@@ -150,10 +157,13 @@ class Metrics:
             claimed_dead=self.claimed.labels(*labels, "dead_consumer"),
             claimed_stale=self.claimed.labels(*labels, "deadline"),
             deadline=self.deadline.labels(*labels), paused=self.paused.labels(*labels),
+            throttled=self.throttled.labels(*labels),
+            throttled_seconds=self.throttled_seconds.labels(*labels),
             by_state={
                 State.FORWARDED: processed, State.DONE: processed,
                 State.RETRYING: self.retried.labels(*labels), State.FAILED: self.errors.labels(*labels),
                 State.DEAD_LETTERED: self.dead_lettered.labels(*labels),
+                State.CANCELLED: self.cancelled.labels(*labels),
             },
         )
 

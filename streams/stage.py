@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from streams.message import BatchHandler, Handler
 from streams.policy import RetryPolicy
+from streams.rates import StageRate, parse_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,8 @@ class Stage:
     * ``max_in_flight`` bounds entries read but not yet committed: the reader
       stops reading at that mark (no reading ahead).
     * ``timeout`` bounds one handler attempt (a timeout is retryable).
+      ``soft_timeout`` (optional, shorter) raises ``SoftTimeout`` inside the
+      handler first, which it may catch to finish early (docs/controls/timeouts.md).
     * ``deadline`` is how long an entry may stay with a live consumer before
       another consumer claims it; a dead consumer's entries are claimed as soon
       as its heartbeat expires.
@@ -28,6 +31,12 @@ class Stage:
       how often the transport delivered one entry, more than once only when
       consumers died or stalled holding it, a crash loop). The two never mix:
       an attempt is a decision of the handler, a delivery one of the transport.
+    * ``rate`` ("100/m", "10/10s", "100/m burst 10"; streams.rates) admits the
+      stage's handler attempts at that rate across every worker (one slot per
+      message, batches included); "" is no limit. Waiting for a slot is not
+      part of ``timeout``. ``rate_horizon``: how far ahead (seconds) a worker
+      may reserve a slot; a farther one is waited for unreserved
+      (docs/controls/rate-limits.md).
     """
 
     name: str
@@ -40,10 +49,13 @@ class Stage:
     batch_size: int = 100
     max_in_flight: int = 0
     timeout: float = 60.0
+    soft_timeout: float | None = None
     deadline: float = 600.0
     max_attempts: int = 5
     crash_limit: int = 3
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate: str = ""
+    rate_horizon: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.group:
@@ -55,4 +67,21 @@ class Stage:
                 raise ValueError(f"stage {self.name!r}: {name} must be >= 1")
         if self.timeout <= 0 or self.deadline <= 0:
             raise ValueError(f"stage {self.name!r}: timeout and deadline must be > 0")
+        if self.soft_timeout is not None and not 0 < self.soft_timeout < self.timeout:
+            raise ValueError(f"stage {self.name!r}: soft_timeout must be > 0 and < timeout "
+                             f"({self.timeout:g} s)")
         object.__setattr__(self, "sinks", tuple(self.sinks))
+        self._check_rate()
+
+    def _check_rate(self) -> None:
+        try:
+            self.rate_limit  # noqa: B018 - parsed here so that a bad rate fails at construction
+        except ValueError as bad:
+            raise ValueError(f"stage {self.name!r}: {bad}") from None
+        if not self.rate_horizon > 0:
+            raise ValueError(f"stage {self.name!r}: rate_horizon must be > 0")
+
+    @property
+    def rate_limit(self) -> StageRate | None:
+        """``rate`` parsed, or None without one."""
+        return parse_rate(self.rate) if self.rate else None

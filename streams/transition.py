@@ -50,6 +50,7 @@ class State(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     HANDED_BACK = "handed_back"  # unstarted at shutdown: appended to its stream again
     REPLAYED = "replayed"  # moved from a dead-letter stream back to a stream
+    CANCELLED = "cancelled"  # an operator cancelled it (streams.redis.control): an error record says so
 
 
 class Forward(NamedTuple):

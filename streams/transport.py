@@ -25,6 +25,12 @@ The semantics every transport keeps:
   entries and retained records are trimmed (``trim``). ``paused`` says whether
   an operator paused the stage (for every consumer, until resumed): the runner
   asks once per claim interval, and while paused reads and claims nothing.
+* Rates: ``Transport.limiter`` gives a stage with a ``rate`` one limit shared
+  by every consumer of the stage in every process (streams.rates); its
+  ``acquire`` raises only for an outage (TransportError).
+* Cancels: ``cancels`` says whether any task may be cancelled (asked once per
+  claim interval); only then does the runner ask ``cancelled`` about the request
+  ids of each read batch and of the entries it holds (docs/controls/cancel.md).
 
 Failures that pass (a server restarting, a dropped connection) raise one of
 ``transient``: the runner retries them. Anything else is a bug and stops it.
@@ -33,11 +39,19 @@ Failures that pass (a server restarting, a dropped connection) raise one of
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from streams.delivery import Delivery
+from streams.rates import Limiter
 from streams.stage import Stage
 from streams.transition import Transition, Verdict
+
+
+class Cancel(NamedTuple):
+    """An operator's cancel of a task: who, and why ("" when they gave no reason)."""
+
+    by: str
+    reason: str
 
 
 class GroupReader(Protocol):
@@ -91,6 +105,12 @@ class Upkeep(Protocol):
     async def paused(self) -> bool:
         """Whether an operator paused the stage (streams.redis.control): one cheap lookup."""
 
+    async def cancels(self) -> bool:
+        """Whether any task of the pipeline may be cancelled now: one cheap lookup."""
+
+    async def cancelled(self, request_ids: Sequence[str]) -> Mapping[str, Cancel]:
+        """Those of ``request_ids`` an operator cancelled, with the cancel: one lookup for them all."""
+
 
 class StageTransport(GroupReader, Committer, Upkeep, Protocol):
     """Everything one stage's runner needs, for one consumer of its group."""
@@ -114,3 +134,6 @@ class Transport(Protocol):
 
     def for_stage(self, stage: Stage, consumer: str) -> StageTransport:
         """The part that runs ``stage`` as ``consumer``."""
+
+    def limiter(self, stage: Stage) -> Limiter:
+        """``stage.rate``'s limit, shared by every consumer of ``stage`` (the stage has a rate)."""

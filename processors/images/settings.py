@@ -59,7 +59,9 @@ class ImageSettings:
     # Bytes the tasks of one worker may hold at once (processors.images.memory_budget); 0: unbounded.
     operate_memory_budget: int = 4 * GIB  # 3 worst-case images (1194 MiB each), 7 seed pages (527 MiB)
     ocr_memory_budget: int = 2 * GIB  # 1 worst-case OCR (1.2 GiB reserved) or 2 seed pages
-    ocr_threads: int = 1  # OCRs at once per worker, and so the ocr stage's concurrency
+    # OCRs at once per worker: OCR worker processes (a KillablePool; named when they were threads),
+    # and so the ocr stage's concurrency.
+    ocr_threads: int = 1
     store_dir: str = "var/images"  # where LocalStore writes result images
     public_url: str = ""  # base URL result images are served under; empty: `millstream up` fills it
 

@@ -1,11 +1,14 @@
 """The ocr stage: fetch the task's image and detect its text with rapidocr-onnxruntime.
 
 Output: the task's fields (``callback_url`` included) plus ``ocr_result`` in
-the seed's form ``[[[x, y] x 4], [text, confidence]]``. OCR runs in a thread
-pool (onnxruntime releases the GIL) so the event loop keeps reading and
-committing. Tall images are read in overlapping horizontal bands: the detector
-scales an image down to a bounded side, which would make the text of a
-790 x 20000 page unreadable.
+the seed's form ``[[[x, y] x 4], [text, confidence]]``. OCR runs in worker
+processes (a streams.killable.KillablePool; the OCR itself and its banding are
+processors.stages.ocr_process), so the event loop keeps reading and committing,
+and an OCR past the stage's timeout is stopped for real: when the watchdog
+cancels the handler, the process running the OCR is killed (its CPU and its
+memory are back at once) and a fresh one, models loaded by the pool's
+initializer, takes its slot. The image goes to the process as raw bytes with
+its shape and dtype; the boxes come back as JSON.
 
 Memory is bounded by construction: rapidocr scales a short side up (x30 under
 30 px, then to 736 px) and letterboxes wide images, so a 1 x 1280 strip became
@@ -17,18 +20,17 @@ engine runs. Across tasks: after the fetch, before decoding, a task reserves
 ``memory_budget.ocr_bytes`` of the header's size from the worker's ``budget``
 and holds it through OCR (the wait is the ``memory`` step).
 
-The engine has ``threads`` OCR threads; the stage runs as many tasks at once
-(processors.pipeline), so no task waits inside its handler (inside its
-timeout) for a thread another task holds: the entries read ahead wait before
-the handler, where no timeout runs.
+The engine has ``threads`` OCR processes (``MILLSTREAM_OCR_THREADS``: OCRs at
+once per worker; the name is from when they were threads); the stage runs as
+many tasks at once (processors.pipeline), so no task waits inside its handler
+(inside its timeout) for a process another task holds: the entries read ahead
+wait before the handler, where no timeout runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -36,92 +38,68 @@ import numpy as np
 
 from processors.images.fetch import ImageFetcher
 from processors.images.memory_budget import MemoryBudget, Reservation, ocr_bytes
-from processors.stages.ocr_fit import EngineGeometry, check_working_size, fit, fitted_band
+from processors.stages import ocr_process
+from processors.stages.ocr_process import BAND, OVERLAP, Box, OcrFailed, bands, keep
 from processors.stages.steps import Steps
 from processors.stages.task import TranslateTask
-from streams.errors import PermanentError
+from streams.errors import HardTimeout, PermanentError, RemoteError, WorkerLost
+from streams.killable import KillablePool
 from streams.message import Message, Outgoing
 
-Box = list[Any]  # [[[x, y] x 4], [text, confidence]]
-BAND = 1280
-OVERLAP = 160
+__all__ = ["BAND", "OVERLAP", "Box", "OcrEngine", "OcrFailed", "OcrProcessor", "bands", "keep"]
 PASSED_ON = ("callback_url",)
 
 
-class OcrFailed(PermanentError):
-    """The OCR engine could not read the image (or would need more memory than it may use)."""
-
-
-def bands(height: int, width: int) -> list[tuple[int, int]]:
-    """(top, bottom) of the bands to read; one band unless the image is tall."""
-    if height <= max(BAND, 2 * width):
-        return [(0, height)]
-    starts = range(0, height - OVERLAP, BAND - OVERLAP)
-    return [(top, min(height, top + BAND)) for top in starts]
-
-
-def keep(box: Box, top: int, bottom: int, height: int) -> bool:
-    """Of two overlapping bands, the upper one owns a box centred above the overlap's middle."""
-    centre = sum(p[1] for p in box[0]) / 4
-    upper_limit = bottom - OVERLAP / 2 if bottom < height else height
-    lower_limit = top + OVERLAP / 2 if top > 0 else 0
-    return lower_limit <= centre < upper_limit
-
-
 class OcrEngine:
-    """rapidocr-onnxruntime, one engine per worker thread (imported on first use)."""
+    """rapidocr-onnxruntime in ``threads`` worker processes, each loading its engine once.
 
-    def __init__(self, threads: int = 1, intra_op_threads: int = 1) -> None:
+    ``read`` runs one OCR in a process; ``read_sync`` runs it in the calling process
+    (its own engine, loaded on first use), for tools and tests. ``timeout``, if given,
+    bounds one OCR's time in its process (HardTimeout past it); the stage's timeout
+    bounds it anyway, since a cancelled ``read`` kills its process.
+    """
+
+    def __init__(self, threads: int = 1, intra_op_threads: int = 1, *, timeout: float | None = None) -> None:
         self.threads = threads  # OCRs that run at once; the ocr stage's concurrency
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ocr")
-        self._local = threading.local()
+        self.timeout = timeout
+        self._pool = KillablePool(threads, ocr_process.load, [intra_op_threads])
         self._intra = intra_op_threads
+        self._local = threading.local()  # read_sync's engines: one per calling thread
 
     def _engine(self) -> Any:
         if not hasattr(self._local, "engine"):
-            from rapidocr_onnxruntime import RapidOCR
-
-            # onnxruntime would start a thread per core for each engine; on a machine shared
-            # with Triton that oversubscribes the CPU (measured in docs/BENCHMARKS.md).
-            self._local.engine = RapidOCR(intra_op_num_threads=self._intra, inter_op_num_threads=1)
+            self._local.engine = ocr_process.new_engine(self._intra)
         return self._local.engine
 
     def read_sync(self, rgb: np.ndarray) -> list[Box]:
-        """The boxes of ``rgb`` (H, W, 3 uint8) in its own coordinates; OcrFailed if a band
-        would make the engine allocate past ocr_fit.MAX_DET_PIXELS."""
-        engine = self._engine()
-        geometry = EngineGeometry.of(engine)
-        height, width = rgb.shape[:2]
-        found: list[Box] = []
-        for top, bottom in bands(height, width):
-            band = rgb[top:bottom]
-            shape = fit(bottom - top, width, geometry)
-            try:
-                check_working_size(shape, geometry)
-            except ValueError as error:
-                raise OcrFailed(str(error)) from None
-            result, _ = engine(fitted_band(band, shape))
-            sx, sy, tall = width / shape.width, (bottom - top) / shape.height, bottom - top
-            for points, text, score in result or []:
-                corners = [[min(float(x) * sx, width), min(float(y) * sy, tall) + top] for x, y in points]
-                box = [corners, [str(text), float(score)]]
-                if keep(box, top, bottom, height):
-                    found.append(box)
-        return found
+        """The boxes of ``rgb`` (H, W, 3 uint8), OCRed in this process (ocr_process.read_boxes)."""
+        return ocr_process.read_boxes(self._engine(), rgb)
 
     async def read(self, rgb: np.ndarray, *, held: Reservation | None = None) -> list[Box]:
-        """``read_sync`` in an OCR thread; with ``held``, its memory stays reserved until the thread
-        ends, even if this call is cancelled first (a thread cannot be)."""
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self.read_sync, rgb)
+        """The boxes of ``rgb``, OCRed in a worker process. A timeout or a lost process is
+        retryable (HardTimeout, WorkerLost); what the engine raised is OcrFailed (permanent).
+        ``held`` is accepted for the callers of the thread version: a process is killed
+        when the call is cancelled, so its memory needs no holding past the call."""
         try:
-            return await (held.hold(future) if held is not None else future)
-        except OcrFailed:
+            boxes: list[Box] = await self._pool.run(ocr_process.read, rgb, timeout=self.timeout)
+        except (HardTimeout, WorkerLost):
             raise
-        except Exception as error:
-            raise OcrFailed(f"OCR failed on this image: {error}") from error
+        except PermanentError as refused:  # OcrFailed in the process: a band too large to read
+            raise OcrFailed(getattr(refused, "message", str(refused))) from None
+        except RemoteError as error:
+            raise OcrFailed(f"OCR failed on this image: {error}") from None
+        return boxes
+
+    async def start(self) -> None:
+        """Start the OCR processes now (else the first task waits for them)."""
+        await self._pool.start()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Kill the OCR processes (synchronous; ``aclose`` also waits until they are reaped)."""
+        self._pool.kill()
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
 class OcrProcessor:

@@ -11,6 +11,10 @@ The HTTP providers send the texts of one image in one request, share one rate
 limit across all workers (``streams.redis.ratelimit``, a key in Redis), and retry
 transient failures with jittered backoff (processors.translate.http). Every
 translator raises only ``RetryableError`` or ``PermanentError`` subclasses.
+
+That limit counts provider requests, not the operate stage's attempts (one
+attempt makes none, or several with HTTP retries), so it stays here rather
+than becoming the stage's ``rate`` (docs/controls/rate-limits.md, decision 0032).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ _bearer = HTTPBearer(auto_error=False, description="A read or admin token (MILLS
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {  # every /v1 route's (routers declare them)
+    400: {"model": Message, "description": "A body that is not JSON (routes that take a JSON object)"},
     401: {"model": Message, "description": "No token, or one that is not configured"},
     403: {"model": Message, "description": "A read token on a route that needs the admin scope"},
 }

@@ -15,12 +15,12 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, StrictBool
 
-from streams.api.auth import AUTH_RESPONSES, admin, context, invalid, reader
+from streams.api.auth import ROUTE_RESPONSES, admin, context, invalid, reader
 from streams.api.models import Message, Problems
 from streams.errors import StreamsError
 from streams.redis.deadletters import DeadLetter, DeadLetters, Report, Selection
 
-router = APIRouter(prefix="/v1/dlq", tags=["dead letters"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/v1/dlq", tags=["dead letters"], responses=ROUTE_RESPONSES)
 Id = Annotated[str, Path(max_length=40, pattern=r"^\d{1,20}-\d{1,20}$")]
 
 

@@ -32,11 +32,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from streams.api import views
-from streams.api.auth import AUTH_RESPONSES, context, reader
+from streams.api.auth import ROUTE_RESPONSES, context, reader
 from streams.redis.tasks import task_status
 
 log = logging.getLogger("millstream.api.events")
-router = APIRouter(prefix="/v1", tags=["events"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["events"], responses=ROUTE_RESPONSES)
 BACKLOG = 10_000  # events stream entries read for one resuming client, at most
 READ_BLOCK_MS = 1000
 _EVENT_ID = re.compile(r"^(\d{1,20}-\d{1,20})(?:\.(\d{1,6}))?$")
@@ -70,6 +70,11 @@ def translate(entry_id: str, fields: dict[bytes, bytes], ends: views.Ends = NO_E
     stage, at = _text(fields.get(b"stage")), _text(fields.get(b"at"))
     when = int(at) if at.isdigit() else int(entry_id.split("-")[0])
     control = fields.get(b"control")
+    if control == b"cancelled":  # a cancel (streams.redis.control); the task ends when a stage commits it
+        rid = _text(fields.get(b"request_id"))
+        yield Event(f"{entry_id}.0", "task-cancel-requested", {"jobId": rid, "by": _text(fields.get(b"by")),
+                                                               "at": when}, rid)
+        return
     if control is not None:
         name = "stage-paused" if control == b"paused" else "stage-resumed"
         yield Event(f"{entry_id}.0", name, {"stage": stage, "by": _text(fields.get(b"by")), "at": when})
@@ -107,13 +112,16 @@ class Hub:
         self._generation = 0  # changes when the last client leaves: a read begun before is stale
         self._new = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._anchoring = asyncio.Lock()  # clients joining at once look the stream's end up once
 
     async def join(self) -> int:
         """Count a client in; its position: it sees the entries added to the stream from now on."""
         self.clients += 1
         if not self.last:
-            newest: Any = await self.redis.xrevrange(self.key, count=1)
-            self.last = self.last or (_text(newest[0][0]) if newest else "0-0")
+            async with self._anchoring:
+                if not self.last:
+                    newest: Any = await self.redis.xrevrange(self.key, count=1)
+                    self.last = _text(newest[0][0]) if newest else "0-0"
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._tail(), name="sse-hub")
         return self.next

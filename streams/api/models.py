@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Message(BaseModel):
@@ -135,6 +135,17 @@ class PauseState(BaseModel):
     paused: bool
     by: str | None = None
     at: int | None = None
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field("", max_length=500, description="Why: the task's error record says it")
+
+
+class Cancelled(BaseModel):
+    request_id: str
+    cancelled: bool
+    by: str
+    at: int
 
 
 class Cleaned(BaseModel):

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from streams.api import models
-from streams.api.auth import AUTH_RESPONSES, admin, context, reader
+from streams.api.auth import ROUTE_RESPONSES, admin, context, reader
 from streams.api.context import Context
 from streams.api.views import FINAL
 from streams.figures import GroupStats
@@ -18,7 +18,7 @@ from streams.redis import control, stats
 from streams.redis import tasks as status_records
 from streams.stage import Stage
 
-router = APIRouter(prefix="/v1", tags=["operations"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["operations"], responses=ROUTE_RESPONSES)
 RUNNING_PER_STAGE = 500  # pending entries listed per stage by /v1/running
 COMPLETED = ("forwarded", "done")
 FAILED = ("failed", "dead_lettered")

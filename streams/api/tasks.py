@@ -1,4 +1,4 @@
-"""Producers' routes: publish tasks, look one up, list them."""
+"""Producers' routes: publish tasks, look one up, list them, cancel one."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from streams.api import listing, models, views
-from streams.api.auth import AUTH_RESPONSES, admin, context, invalid, reader
+from streams.api.auth import ROUTE_RESPONSES, admin, context, invalid, reader
 from streams.codec import encode_payload
 from streams.errors import PayloadTooLarge
+from streams.redis import control
 from streams.redis.tasks import task_status
 
-router = APIRouter(prefix="/v1", tags=["tasks"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["tasks"], responses=ROUTE_RESPONSES)
 MAX_REQUEST_ID = 256
 
 _TASK_SCHEMA = {"type": "object", "description": "A task: the JSON object the pipeline's entry stream takes",
@@ -110,10 +111,22 @@ async def task(request: Request, request_id: Annotated[str, Path(max_length=MAX_
     return views.task(request_id, record, ctx.ends)
 
 
+@router.post("/tasks/{request_id}/cancel", response_model=models.Cancelled, dependencies=[Depends(admin)])
+async def cancel(request: Request, request_id: Annotated[str, Path(max_length=MAX_REQUEST_ID)],
+                 body: models.CancelRequest | None = None) -> Any:
+    """Cancel a task on every worker, persisted in Redis: queued (or not published yet), it is skipped;
+    running, its handler is cancelled. It ends ``cancelled`` with an error record giving the reason."""
+    ctx = context(request)
+    answer = await control.cancel(ctx.redis, ctx.keys, request_id, f"api:{ctx.settings.operator}",
+                                  body.reason if body else "", control.cancel_ttl(ctx.settings),
+                                  events_maxlen=ctx.settings.events_maxlen)
+    return {"request_id": request_id, "cancelled": True, "by": answer["by"], "at": answer["at"]}
+
+
 StageQuery = Annotated[str | None, Query(max_length=200, description="A stage of the pipeline")]
 StateQuery = Annotated[str | None, Query(max_length=40, description=(
     "waiting, active, delayed or dead (read from the stage's queue), or a status state: "
-    "queued, forwarded, done, retrying, failed, dead_lettered, handed_back, replayed"))]
+    "queued, forwarded, done, retrying, failed, dead_lettered, handed_back, replayed, cancelled"))]
 PageQuery = Annotated[str | None, Query(max_length=100, description="The `next` of the page before")]
 
 

@@ -1,6 +1,6 @@
-"""``millstream pause|resume|pending|trim``: the operator's levers on a running pipeline.
+"""``millstream pause|resume|cancel|pending|trim``: the operator's levers on a running pipeline.
 
-A thin layer over streams.redis.control (pausing), XPENDING (what a stage
+A thin layer over streams.redis.control (pausing, cancelling), XPENDING (what a stage
 holds) and streams.redis.maintenance (trimming). ``register(app)`` adds the
 commands to the ``millstream`` app.
 """
@@ -26,6 +26,7 @@ from streams.redis import control, stats
 from streams.redis.connection import connect
 from streams.redis.keys import Keys
 from streams.redis.maintenance import trim_acknowledged
+from streams.redis.tasks import task_status
 from streams.settings import Settings, secrets
 from streams.text.plaintext import plain
 from streams.text.redact import redact
@@ -37,9 +38,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``pause``, ``resume``, ``pending`` and ``trim`` to ``app``."""
+    """Add ``pause``, ``resume``, ``cancel``, ``pending`` and ``trim`` to ``app``."""
     app.command("pause")(pause)
     app.command("resume")(resume)
+    app.command("cancel")(cancel)
     app.command("pending")(pending)
     app.command("trim")(trim)
 
@@ -142,6 +144,53 @@ def resume(stage: StageArg, pipeline: PipelineOpt = None, as_json: JsonOpt = Fal
     name, of = shown(answer["stage"]), shown(answer["pipeline"])
     typer.echo(f"stage {name} of pipeline {of} resumed" if answer["changed"]
                else f"stage {name} of pipeline {of} was not paused")
+
+
+# -- cancel --------------------------------------------------------------------------
+
+FINAL = ("done", "failed", "dead_lettered", "cancelled")  # streams.api.views.FINAL
+
+
+async def _cancel(redis: Redis, keys: Keys, settings: Settings, request_ids: list[str],
+                  reason: str) -> dict[str, Any]:
+    ttl = control.cancel_ttl(settings)
+    answers = []
+    for rid in request_ids:
+        try:
+            answer = await control.cancel(redis, keys, rid, settings.operator, reason, ttl,
+                                          events_maxlen=settings.events_maxlen)
+        except ValueError as bad:
+            raise StreamsError(str(bad)) from None
+        record = await task_status(redis, keys, rid, settings.status_ttl)
+        answers.append({**answer, "state": None if record is None else record.get("state")})
+    return {"pipeline": keys.pipeline, "cancelled": answers}
+
+
+def _cancel_line(answer: dict[str, Any]) -> str:
+    rid, since = shown(answer["request_id"]), f"by {shown(answer['by'])} at {_when(answer['at'])}"
+    line = (f"task {rid} cancelled {since}: queued, it is skipped; running, its handler is cancelled"
+            if answer["changed"] else f"task {rid} was already cancelled {since}")
+    state = answer["state"]
+    if state in FINAL and state != "cancelled":
+        line += f"\nnote: task {rid} had already ended ({shown(state)}); the cancel changes nothing"
+    elif state is None:
+        line += f"\nnote: no status record of task {rid}: unknown yet, or expired; if it arrives " \
+                f"before {_when(answer['until'])} it is skipped"
+    return line
+
+
+def cancel(request_ids: Annotated[list[str], typer.Argument(help="Request ids of the tasks to cancel")],
+           reason: Annotated[str, typer.Option(help="Why: the tasks' error records say it")] = "",
+           pipeline: PipelineOpt = None, as_json: JsonOpt = False) -> None:
+    """Cancel tasks by request id, on every worker and those not started yet: queued, a task is
+    skipped; running, its handler is cancelled. Either way it ends "cancelled" with an error record."""
+    answer = _run("cancel", pipeline, lambda redis, keys, settings: _cancel(redis, keys, settings,
+                                                                            request_ids, reason))
+    if as_json:
+        typer.echo(_json(answer))
+        return
+    for one in answer["cancelled"]:
+        typer.echo(_cancel_line(one))
 
 
 # -- pending -------------------------------------------------------------------------

@@ -7,7 +7,8 @@ before each read, so at most ``capacity`` entries are ever held: no reading
 ahead, and backpressure reaches Redis. While ``paused`` (an operator paused
 the stage) there is no room at all: held entries are still handled and
 released, nothing new is read. ``close()`` returns the entries no handler
-started, so shutdown can hand them back at once.
+started, so shutdown can hand them back at once. ``withdraw`` takes queued
+entries out again, still held, for a cancel (their outcome is committed instead).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from streams.delivery import Delivery
 
@@ -94,6 +95,17 @@ class Inbox:
             if self.closed:
                 return []
             return [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+
+    def queued(self) -> list[Delivery]:
+        """The deliveries waiting for a handler, in order."""
+        return list(self._queue)
+
+    def withdraw(self, request_ids: Container[str]) -> list[Delivery]:
+        """Take the queued deliveries of tasks ``request_ids`` out of the queue; they stay held."""
+        taken = [d for d in self._queue if d.request_id in request_ids]
+        if taken:
+            self._queue = deque(d for d in self._queue if d.request_id not in request_ids)
+        return taken
 
     async def release(self, ids: Iterable[str]) -> None:
         """Forget committed (or fenced-off) entries, making room for more."""

@@ -6,6 +6,9 @@
 * dead letter: the entry with its provenance in the stage's DLQ, and an error
   record so the task is never silently lost (docs/decisions/dead-letters-also-error.md)
 * hand back: an unstarted entry re-appended to its own stream at shutdown
+* cancelled: a task an operator cancelled (streams.transport.Cancel) ends with an
+  error record "cancelled by <by>: <reason>", so whoever waits for the task's
+  outcome (an error list, a webhook) gets exactly one
 * last resort: the error record of an entry whose handling raised where nothing
   should (a bug, or an input no step foresaw), so the runner goes on
 
@@ -13,7 +16,7 @@ Texts that leave the process (error messages, the DLQ's reason and last_error,
 the retry history ``errs``, the details) are redacted with the stage's known ``secrets``.
 
 Details (streams.transition): a retry carries ``{"error", "attempt"}``, a failure
-``{"error"}``, a dead letter ``{"error", "reason"}`` (its last error and why it was
+``{"error"}`` (a cancel too), a dead letter ``{"error", "reason"}`` (its last error and why it was
 dead-lettered), and a forward to one of the pipeline's result streams (Pipeline.results)
 ``{"result": payload}``, or ``{"result_bytes": n}`` past MAX_DETAIL_BYTES.
 Only ``forward`` is on the hot path; the others build records and are not.
@@ -46,6 +49,7 @@ from streams.transition import (
     Transition,
     detail_of,
 )
+from streams.transport import Cancel
 
 FORWARDED = State.FORWARDED  # the hot path's state, looked up once
 ERROR_HISTORY = 5
@@ -201,6 +205,12 @@ class Outcomes:
         detail = detail_of({"error": provenance["last_error"][:DETAIL_CHARS],
                             "reason": provenance["reason"][:DETAIL_CHARS]})
         return Transition(d.id, d.request_id, State.DEAD_LETTERED, ops, detail)
+
+    def cancelled(self, d: Delivery, cancel: Cancel) -> Transition:
+        """The end of a task an operator cancelled, whether its handler ran or not: never retried."""
+        reason = f"cancelled by {cancel.by}: {cancel.reason or 'no reason given'}"
+        return Transition(d.id, d.request_id, State.CANCELLED, [self.records.build(d, reason)],
+                          self._error_detail(reason))
 
     def hand_back(self, d: Delivery) -> Transition:
         return Transition(d.id, d.request_id, State.HANDED_BACK, [Append(self.stage.source, _flat(d.fields))])

@@ -16,6 +16,12 @@ through the part of a transport that ``Transport.for_stage`` gives it
 * pause: once per claim interval, before claiming, the runner asks whether an
   operator paused the stage; while paused it reads and claims nothing, handles
   and commits what it holds, and keeps its heartbeat and leases;
+* cancel: once per claim interval the runner asks whether any cancel counts;
+  while one does, each read batch's request ids are looked up at once (one call
+  per batch), and so are those of the entries it holds: a cancelled task is
+  skipped, or its running handler cancelled, and ends as State.CANCELLED
+  (docs/controls/cancel.md). Followers (stages reading the errors stream or a
+  result stream) act after a task's end and never cancel;
 * stop: stop reading, hand back unstarted entries at once, let handlers finish
   within the grace period (hand back the rest), commit, drop the heartbeat.
 """
@@ -28,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from streams.delivery import Delivery
+from streams.engine.cancels import Cancels
 from streams.engine.handling import Handling
 from streams.engine.inbox import Inbox
 from streams.engine.outbox import Outbox
@@ -50,6 +57,7 @@ MAX_REPORTED = 1000  # held entries a heartbeat reports (GET /v1/running), oldes
 # Back-offs through an outage, in seconds: after a failed read; after a failed commit, doubling.
 READ_RETRY = 1.0
 COMMIT_RETRY_FIRST, COMMIT_RETRY_MAX = 0.1, 5.0
+ERRORS = "errors"  # the logical name of the errors stream (streams.redis.keys.ERRORS)
 
 
 class StageRunner:
@@ -68,7 +76,8 @@ class StageRunner:
         self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets,
                                  id_fields, results)
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
-        self.handling = Handling(stage, handler, self.outcomes, self.metrics)
+        limiter = transport.limiter(stage) if stage.rate else None
+        self.handling = Handling(stage, handler, self.outcomes, self.metrics, limiter)
         self._outbox = Outbox()
         self._stop = asyncio.Event()
         self._halt = asyncio.Event()  # ends the upkeep loops once everything is committed
@@ -79,6 +88,9 @@ class StageRunner:
         self._claims = asyncio.Lock()
         self._unsure = False  # a read or claim failed: its entries may be ours in the transport, unknown here
         self._reported_pause = False  # as the gauge and the log say it: set once the reader honours it
+        # A follower's input (an error record, a result) comes after its task ended: never cancelled.
+        self.cancels = Cancels(self.transport, stage.name, self.inbox, self._outbox, self.outcomes,
+                               cancellable=stage.source not in {ERRORS, *results})
         self.started = asyncio.Event()
 
     @property
@@ -96,6 +108,7 @@ class StageRunner:
         self.metrics.deadline.set(self.stage.deadline)
         await self._heartbeat()
         await self._follow_pause()  # a worker started while its stage is paused reads nothing new
+        await self.cancels.follow()  # cancels issued while every worker was down count from the first read
         async with asyncio.TaskGroup() as tg:
             upkeep = [tg.create_task(self._every(i, f)) for i, f in self._upkeep_jobs()]
             committer = tg.create_task(self._commit_loop())
@@ -156,10 +169,14 @@ class StageRunner:
             await self._hold(lost, token)
 
     async def _hold(self, deliveries: list[Delivery], token: str) -> None:
-        """Take ownership in the inbox; screened-out entries go straight to commit."""
+        """Take ownership in the inbox; cancelled and screened-out entries go straight to commit."""
         await self.inbox.hold(deliveries, token)
+        cancels = await self.cancels.of(deliveries) if self.cancels.active and deliveries else None
         runnable = []
         for d in deliveries:
+            if cancels and (cancel := cancels.get(d.request_id)) is not None:
+                self._outbox.put(self.cancels.transition(d, cancel))
+                continue
             screened = self.handling.screen(d)
             if screened is None:
                 runnable.append(d)
@@ -182,15 +199,30 @@ class StageRunner:
         return self.stage.batch_size if self.stage.batched or self.stage.concurrency == 1 else 1
 
     async def _handle_each(self, batch: list[Delivery], slot: Slot) -> None:
-        for i, d in enumerate(batch):
-            if self.inbox.closed:  # stopping: the rest was never started
-                self._hand_back(batch[i:])
-                return
-            try:
-                self._outbox.put(await self.handling.one(d, slot))
-            except asyncio.CancelledError:  # grace period over: nothing written, hand back
-                self._hand_back(batch[i:])
-                raise
+        c = self.cancels
+        c.taken[slot] = batch
+        try:
+            for i, d in enumerate(batch):
+                if self.inbox.closed:  # stopping: the rest was never started
+                    self._hand_back(batch[i:])
+                    return
+                if c.skip and (cancel := c.skip.pop(d.id, None)) is not None:
+                    self._outbox.put(c.transition(d, cancel))
+                    continue
+                c.running[slot] = d
+                try:
+                    t = await self.handling.one(d, slot)
+                except asyncio.CancelledError:  # a cancel, or the grace period over: then hand back
+                    if (cancel := c.absorb(d, slot)) is None:
+                        self._hand_back(batch[i:])
+                        raise
+                    t = c.transition(d, cancel)
+                if c.cancelling and (cancel := c.absorb(d, slot)) is not None:
+                    t = c.transition(d, cancel)  # the handler swallowed the cancellation
+                self._outbox.put(t)
+        finally:
+            del c.taken[slot]
+            c.running.pop(slot, None)
 
     async def _handle_batch(self, batch: list[Delivery], slot: Slot) -> None:
         try:
@@ -271,6 +303,7 @@ class StageRunner:
             (s.heartbeat_ttl / 3, self._heartbeat),
             (s.heartbeat_ttl / 3, self._renew_leases),
             (s.claim_interval, self._reclaim),
+            (s.claim_interval, self._follow_cancels),
             (min(1.0, s.claim_interval), self._promote),
             (s.trim_interval, self._trim),
         ]
@@ -320,6 +353,9 @@ class StageRunner:
                      "claiming nothing new", self.stage.name, self.inbox.held)
         else:
             log.info("stage %s: resumed; reading again", self.stage.name)
+
+    async def _follow_cancels(self) -> None:
+        await self.cancels.follow()
 
     async def _reclaim(self) -> None:
         if await self._follow_pause():

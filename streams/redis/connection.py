@@ -20,6 +20,9 @@ def connect(settings: Settings, **options: Any) -> Redis:
         # Without a timeout, a reply lost in a Redis restart is awaited forever (a commit hung
         # so in a test); every blocking read of ours waits well under this.
         "socket_timeout": 30, "socket_connect_timeout": 5,
+        # redis-py 8 refuses a command past 100 connections in use (MaxConnectionsError): an API
+        # serving many requests at once, or a stage with a high concurrency, can need more.
+        "max_connections": 1000,
     }
     if not settings.redis_url.startswith("unix://"):  # Unix sockets take no keepalive option
         defaults["socket_keepalive"] = True

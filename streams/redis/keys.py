@@ -21,8 +21,10 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:events``                  stream      one entry per commit: its transitions; capped
 ``ms:{imgtr}:audit``                   stream      operator actions on dead letters (replay, purge)
 ``ms:{imgtr}:paused``                  hash        stage -> JSON {by, at}: stages paused by an operator
+``ms:{imgtr}:cancels``                 hash        request_id -> JSON {by, reason, at, until}: cancelled tasks
 ``ms:{imgtr}:counts``                  hash        <stage>/<state> -> transitions committed so far
 ``ms:{imgtr}:ratelimit:<name>``        string      a shared rate limit's state (streams.redis.ratelimit)
+``ms:{imgtr}:ratelimit:stage.<s>``     string      stage <s>'s ``Stage.rate`` (GCRA: its next slot, us)
 =====================================  ==========  ==========================================
 
 Status and dedup records are kept in at most nine numbered buckets each
@@ -133,6 +135,10 @@ class Keys:
     def ratelimit(self, name: str) -> str:
         return f"{self.prefix}:ratelimit:{checked('rate limit', name)}"
 
+    def stage_rate(self, stage: str) -> str:
+        """``Stage.rate``'s state for ``stage``, shared by all its workers (docs/controls/rate-limits.md)."""
+        return self.ratelimit(f"stage.{stage}")
+
     @property
     def audit(self) -> str:
         return f"{self.prefix}:audit"
@@ -141,6 +147,15 @@ class Keys:
     def paused(self) -> str:
         """Stages an operator paused: stage -> JSON {by, at}; workers of a stage in it stop reading."""
         return f"{self.prefix}:paused"
+
+    @property
+    def cancels(self) -> str:
+        """Tasks an operator cancelled (streams.redis.control): request_id -> JSON {by, reason, at, until}.
+
+        Bounded by time: a cancel counts until ``until``; writers drop expired fields they sample, and
+        the key expires with its latest cancel (docs/controls/cancel.md).
+        """
+        return f"{self.prefix}:cancels"
 
     @property
     def counts(self) -> str:

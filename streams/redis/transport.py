@@ -7,6 +7,7 @@ stage runner its part, made of the group consumer (consumer.py), the committer
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
 
@@ -15,15 +16,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from streams.delivery import Delivery
-from streams.redis import retention
+from streams.rates import Admission, Limiter
+from streams.redis import control, retention
 from streams.redis.commit import Committer
 from streams.redis.consumer import GroupConsumer
 from streams.redis.deadletters import DeadLetters
 from streams.redis.keys import Keys
 from streams.redis.maintenance import promote_due, trim_acknowledged, trim_unread
+from streams.redis.ratelimit import Rate, RateLimiter
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.transition import Transition, Verdict
+from streams.transport import Cancel
 
 TRANSIENT: tuple[type[BaseException], ...] = (RedisError, OSError)  # Redis restarting, loading, unreachable
 
@@ -40,6 +44,15 @@ class RedisTransport:
 
     def for_stage(self, stage: Stage, consumer: str) -> RedisStageTransport:
         return RedisStageTransport(self.redis, self.keys, stage, self.settings, consumer)
+
+    def limiter(self, stage: Stage) -> Limiter:
+        """``stage.rate`` as GCRA in Redis (streams.redis.ratelimit), on the stage's key."""
+        rate = stage.rate_limit
+        if rate is None:
+            raise ValueError(f"stage {stage.name!r} has no rate")
+        shared = RateLimiter(self.redis, self.keys.stage_rate(stage.name), Rate(rate.per_second, rate.burst),
+                             max_wait=stage.rate_horizon)
+        return Admission(shared, asyncio.sleep, stage.rate_horizon)
 
 
 class RedisStageTransport:
@@ -115,6 +128,13 @@ class RedisStageTransport:
 
     async def paused(self) -> bool:
         return bool(await self.redis.hexists(self.keys.paused, self.stage.name))
+
+    async def cancels(self) -> bool:
+        return await control.any_cancelled(self.redis, self.keys)
+
+    async def cancelled(self, request_ids: Sequence[str]) -> Mapping[str, Cancel]:
+        found = await control.cancelled(self.redis, self.keys, request_ids)
+        return {rid: Cancel(c["by"], c["reason"]) for rid, c in found.items()}
 
     async def leave(self) -> None:
         await self.group.close()

@@ -21,6 +21,8 @@ delayed set. While only retries wait, the harness moves the broker's clock
 (a ManualClock, the default) to the earliest due time and moves the due
 retries back into their stream, as the runners' promote upkeep would, so
 backoff costs no real time. With a real clock it waits until they are due.
+Likewise attempts waiting for a slot of their stage's ``rate`` sleep on the
+ManualClock, which ``drained`` moves to the end of the earliest such sleep.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker
 from streams.testing.memory_publisher import MemoryPublisher
 from streams.testing.memory_streams import format_id
 from streams.testing.memory_transport import MemoryTransport
+
+RATE_POLL = 0.01  # seconds to let attempts woken for their rate slot run before the clock moves again
 
 
 class PipelineRun:
@@ -78,6 +82,9 @@ class PipelineRun:
             self._raise_failed()
             left = self._unfinished()
             wait = deadline - loop.time()
+            if left and self._rate_slot_next():
+                await self._wait(min(wait, RATE_POLL))
+                continue
             if not left:
                 due = self._earliest_due()
                 if due is None:
@@ -107,6 +114,14 @@ class PipelineRun:
             if unread or pending:
                 left.append(f"stage {stage.name}: {unread} unread, {pending} pending")
         return left
+
+    def _rate_slot_next(self) -> bool:
+        """Move a ManualClock to the next end of a sleep (attempts waiting for a stage's rate slot)."""
+        clock = self.broker.clock
+        if not isinstance(clock, ManualClock) or (wake := clock.next_wake) is None:
+            return False
+        clock.advance_to(wake)
+        return True
 
     def _earliest_due(self) -> int | None:
         due = [at for s in self.pipeline.stages for at in self.broker.delayed.get(s.source, {}).values()]

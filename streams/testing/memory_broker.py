@@ -19,6 +19,9 @@ attribute              Redis counterpart
 ``seen``               dedup buckets: request_id -> (first entry id, when, ms)
 ``paused``             ``paused``: stage -> {"by", "at"} (``pause``/``resume``, as
                        streams.redis.control)
+``cancels``            ``cancels``: request_id -> {"by", "reason", "at", "until"} (``cancel``)
+``rates``              ``ratelimit:stage.<stage>``: "stage.<stage>" -> the next slot (GCRA,
+                       unix us; streams.testing.memory_limiter)
 =====================  =============================================================
 
 Everything reads the time from ``clock`` (unix seconds; pass a
@@ -76,6 +79,8 @@ class MemoryBroker:
         self.fences: dict[tuple[str, str, str], str] = {}
         self.seen: dict[str, tuple[str, int]] = {}
         self.paused: dict[str, dict[str, Any]] = {}
+        self.cancels: dict[str, dict[str, Any]] = {}
+        self.rates: dict[str, int] = {}
         self._fence_serial = 0
         self._failing = 0
         self._fail_applied = False
@@ -163,8 +168,27 @@ class MemoryBroker:
         self._control_event(stage, self.now_ms(), "resumed", by, events_maxlen)
         return True
 
-    def _control_event(self, stage: str, at: int, control: str, by: str, events_maxlen: int) -> None:
-        self.events.append({"stage": stage, "at": at, "control": control, "by": by})
+    # -- cancelling (streams.redis.control) ---------------------------------------
+
+    def cancel(self, request_id: str, by: str = "test", reason: str = "", ttl: float = 3600.0,
+               events_maxlen: int = 10_000) -> bool:
+        """Cancel task ``request_id`` for ``ttl`` seconds, with its event; False if it already was."""
+        at = self.now_ms()
+        if self.cancels.get(request_id, {}).get("until", 0) > at:
+            return False
+        self.cancels = {rid: c for rid, c in self.cancels.items() if c["until"] > at}
+        self.cancels[request_id] = {"by": by, "reason": reason, "at": at, "until": at + int(ttl * 1000)}
+        self._control_event("cancel", at, "cancelled", by, events_maxlen, request_id=request_id)
+        return True
+
+    def cancelled(self, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Those of ``request_ids`` cancelled now."""
+        now = self.now_ms()
+        return {rid: c for rid in request_ids if (c := self.cancels.get(rid)) and c["until"] > now}
+
+    def _control_event(self, stage: str, at: int, control: str, by: str, events_maxlen: int,
+                       **more: str) -> None:
+        self.events.append({"stage": stage, "at": at, "control": control, "by": by, **more})
         while len(self.events) > events_maxlen:
             self.events.popleft()
         self.changed()

@@ -21,11 +21,15 @@ from typing import TypeVar
 import streams.testing.memory_functions as functions
 from streams.delivery import Delivery, to_delivery
 from streams.names import checked
+from streams.rates import Admission, Limiter
 from streams.settings import Settings
 from streams.stage import Stage
+from streams.testing.clock import ManualClock
 from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker, MemoryOutage
+from streams.testing.memory_limiter import MemoryRate
 from streams.testing.memory_streams import Group, format_id
 from streams.transition import Transition, Verdict
+from streams.transport import Cancel
 
 T = TypeVar("T")
 TRANSIENT: tuple[type[BaseException], ...] = (MemoryOutage,)
@@ -45,6 +49,16 @@ class MemoryTransport:
 
     def for_stage(self, stage: Stage, consumer: str) -> MemoryStageTransport:
         return MemoryStageTransport(self, stage, consumer)
+
+    def limiter(self, stage: Stage) -> Limiter:
+        """``stage.rate`` on the broker's clock; with a ManualClock, waits last until the test advances it."""
+        rate = stage.rate_limit
+        if rate is None:
+            raise ValueError(f"stage {stage.name!r} has no rate")
+        clock = self.broker.clock
+        shared = MemoryRate(self.broker.rates, f"stage.{stage.name}", rate, clock, stage.rate_horizon)
+        sleep = clock.sleep if isinstance(clock, ManualClock) else asyncio.sleep
+        return Admission(shared, sleep, stage.rate_horizon)
 
     def wake(self) -> None:
         """End every blocked ``read_new`` now, and block no more: for runners being stopped.
@@ -176,6 +190,13 @@ class MemoryStageTransport:
 
     async def paused(self) -> bool:
         return await self._call("paused", lambda: self.stage.name in self.broker.paused)
+
+    async def cancels(self) -> bool:
+        return await self._call("cancels", lambda: bool(self.broker.cancels))
+
+    async def cancelled(self, request_ids: Sequence[str]) -> Mapping[str, Cancel]:
+        found = await self._call("cancelled", lambda: self.broker.cancelled(request_ids))
+        return {rid: Cancel(c["by"], c["reason"]) for rid, c in found.items()}
 
     async def leave(self) -> None:
         def work() -> None:
