@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
+import redis as sync_redis
 from redis.asyncio import Redis
 
 from streams.redis import library
@@ -15,6 +17,7 @@ from streams.redis.connection import connect
 from streams.redis.keys import Keys
 from streams.settings import Settings
 from tests.support.redis_server import RedisServer
+from tests.support.workers import WorkerProcess
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -70,3 +73,27 @@ def require_font(path: str) -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def start_worker(redis_server: RedisServer, pipeline_name: str, tmp_path: Path
+                 ) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``python -m streams worker`` processes of the test pipeline; each is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(consumer: str, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(redis_server.url, pipeline_name, consumer, tmp_path, **env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.ensure_stopped()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
+    """A synchronous client of the session's redis-server."""
+    c = sync_redis.Redis.from_url(redis_server.url)
+    yield c
+    c.close()

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -14,29 +13,6 @@ from streams.redis.keys import Keys
 from streams.redis.publisher import Publisher
 from streams.settings import Settings
 from tests.support.redis_server import RedisServer
-from tests.support.workers import WorkerProcess
-
-
-@pytest.fixture
-def start_worker(redis_server: RedisServer, pipeline_name: str, tmp_path: Path
-                 ) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(consumer: str, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(redis_server.url, pipeline_name, consumer, tmp_path, **env)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.ensure_stopped()
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
-    c = sync_redis.Redis.from_url(redis_server.url)
-    yield c
-    c.close()
 
 
 @pytest.fixture

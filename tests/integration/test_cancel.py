@@ -12,12 +12,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-import pytest
 import redis as sync_redis
 import typer
 from typer.testing import CliRunner, Result
@@ -28,27 +26,6 @@ from tests.support.redis_server import RedisServer
 from tests.support.workers import ROOT, WorkerProcess, wait_until
 
 Start = Callable[..., WorkerProcess]
-
-
-@pytest.fixture
-def start(redis_server: RedisServer, pipeline_name: str, tmp_path: Path) -> Iterator[Start]:
-    started: list[WorkerProcess] = []
-
-    def run(consumer: str, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(redis_server.url, pipeline_name, consumer, tmp_path, **env)
-        started.append(worker)
-        return worker
-
-    yield run
-    for worker in started:
-        worker.ensure_stopped()
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
-    c = sync_redis.Redis.from_url(redis_server.url)
-    yield c
-    c.close()
 
 
 def millstream(redis_server: RedisServer, keys: Keys, *args: str) -> Any:
@@ -98,14 +75,14 @@ def ended_ms(client: sync_redis.Redis, keys: Keys, rid: str, what: str) -> int:
 
 
 def test_a_cancel_issued_while_every_worker_is_down_is_honoured_when_they_start(
-    start: Start, client: sync_redis.Redis, redis_server: RedisServer, keys: Keys
+    start_worker: Start, client: sync_redis.Redis, redis_server: RedisServer, keys: Keys
 ):
     publish(client, keys, 10)
     answer = millstream(redis_server, keys, "cancel", "r3", "r7", "--reason", "duplicate order")
 
     assert [(a["request_id"], a["cancelled"], a["by"], a["changed"], a["state"]) for a in answer["cancelled"]] == [
         ("r3", True, "oncall-jo", True, None), ("r7", True, "oncall-jo", True, None)]
-    workers = [start("a", MSTEST_CONCURRENCY="4"), start("b", MSTEST_CONCURRENCY="4")]
+    workers = [start_worker("a", MSTEST_CONCURRENCY="4"), start_worker("b", MSTEST_CONCURRENCY="4")]
     wait_until(lambda: len(outputs(client, keys)) == 8 and len(errors(client, keys)) == 2, timeout=60)
 
     assert outputs(client, keys) == [0, 1, 2, 4, 5, 6, 8, 9]
@@ -120,9 +97,9 @@ def test_a_cancel_issued_while_every_worker_is_down_is_honoured_when_they_start(
 
 
 def test_a_cancel_stops_a_running_handler_within_the_claim_interval_and_the_worker_goes_on(
-    start: Start, client: sync_redis.Redis, redis_server: RedisServer, keys: Keys
+    start_worker: Start, client: sync_redis.Redis, redis_server: RedisServer, keys: Keys
 ):
-    worker = start("a", MSTEST_CONCURRENCY="2", MSTEST_DELAY="60")
+    worker = start_worker("a", MSTEST_CONCURRENCY="2", MSTEST_DELAY="60")
     publish(client, keys, 1)
     wait_until(lambda: pending(client, keys) == 1, timeout=30)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -52,13 +51,6 @@ def keys(pipeline_name: str) -> Keys:
 @pytest.fixture
 def cli(redis_server: RedisServer, keys: Keys) -> Cli:
     return Cli(redis_server.url, keys)
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
-    c = sync_redis.Redis.from_url(redis_server.url)
-    yield c
-    c.close()
 
 
 def publish(url: str, keys: Keys, rids: list[str]) -> None:

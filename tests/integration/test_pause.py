@@ -12,11 +12,9 @@ import asyncio
 import signal
 import time
 import urllib.error
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import orjson
-import pytest
 import redis as sync_redis
 
 from streams.redis import control, library
@@ -28,27 +26,6 @@ from tests.support.redis_server import RedisServer
 from tests.support.workers import WorkerProcess, wait_until
 
 Start = Callable[[str], WorkerProcess]
-
-
-@pytest.fixture
-def start(redis_server: RedisServer, pipeline_name: str, tmp_path: Path) -> Iterator[Start]:
-    started: list[WorkerProcess] = []
-
-    def run(consumer: str) -> WorkerProcess:
-        worker = WorkerProcess(redis_server.url, pipeline_name, consumer, tmp_path, MSTEST_CONCURRENCY="4")
-        started.append(worker)
-        return worker
-
-    yield run
-    for worker in started:
-        worker.ensure_stopped()
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
-    c = sync_redis.Redis.from_url(redis_server.url)
-    yield c
-    c.close()
 
 
 def act(redis_server: RedisServer, keys: Keys, what: str, start: int = 0, count: int = 0) -> None:
@@ -101,9 +78,9 @@ def stop(workers: list[WorkerProcess]) -> None:
 
 
 def test_a_pause_is_honoured_by_every_worker_within_2s_and_outlives_their_restart(
-    start: Start, client: sync_redis.Redis, redis_server: RedisServer, keys: Keys
+    start_worker: Start, client: sync_redis.Redis, redis_server: RedisServer, keys: Keys
 ):
-    workers = [start("a"), start("b")]
+    workers = [start_worker("a", MSTEST_CONCURRENCY="4"), start_worker("b", MSTEST_CONCURRENCY="4")]
     act(redis_server, keys, "publish", count=20)
     wait_until(lambda: len(outputs(client, keys)) == 20, timeout=60)
     wait_until(all_paused(workers, 0.0), timeout=30)
@@ -121,7 +98,7 @@ def test_a_pause_is_honoured_by_every_worker_within_2s_and_outlives_their_restar
     stop(workers)
     assert all("stage copy: paused by an operator" in w.log() for w in workers)
 
-    workers = [start("a"), start("b")]
+    workers = [start_worker("a", MSTEST_CONCURRENCY="4"), start_worker("b", MSTEST_CONCURRENCY="4")]
     wait_until(all_paused(workers, 1.0), timeout=30)
     two_more_heartbeats(client, keys, workers)
     assert outputs(client, keys) == list(range(20)), "restarted workers of a paused stage read nothing"

@@ -47,13 +47,6 @@ class Outputs:
 
 
 @pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
-    c = sync_redis.Redis.from_url(redis_server.url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def workers(redis_server: RedisServer, pipeline_name: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     started = [WorkerProcess(redis_server.url, pipeline_name, c, tmp_path, "tests.support.throttled:throttled_copier",
                              MSTEST_RATE="600/m", MSTEST_CONCURRENCY="4") for c in CONSUMERS]
