@@ -7,7 +7,8 @@ driven through the real InpaintClient at 1, 8 and 32 concurrent clients, taking
 turns at each level, twice; the faster run of each counts. Each client sends
 ``requests_per_client`` single-image requests, at least 16 in all per level
 (512x512 fixture images with Chinese text). Then the text-box PSNR of the model,
-cv2.inpaint NS and TELEA on the fixture set (glyph and box masks). Last line:
+cv2.inpaint NS and TELEA on the fixture set (glyph and box masks), and the in-box PSNR
+and edge error on text crossing object edges (glyph masks from mask.py). Last line:
 ``batched_images_per_s=<float> unbatched_images_per_s=<float> ratio=<float>`` at 32.
 """
 
@@ -26,10 +27,19 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from processors.inference.client import InferenceConfig, InpaintClient, Variant
-from processors.inference.inpaint_metrics import format_table, opencv_inpaint, psnr_table
+from processors.inference.inpaint_metrics import (
+    box_psnr,
+    edge_error,
+    edge_fixture_set,
+    format_table,
+    opencv_fill,
+    opencv_inpaint,
+    psnr_table,
+)
 from processors.inference.metrics import BatchStats
 from processors.inference.server import DEFAULT_MODEL_REPOSITORY, TritonOptions, TritonServer
 from processors.local.samples import BACKGROUNDS, Sample, Uint8, fixture_set
+from processors.stages.mask import build_mask, parse_ocr_result
 
 BATCHED, UNBATCHED = "inpaint_short", "inpaint_short_unbatched"
 LEVELS = (1, 8, 32)
@@ -175,6 +185,31 @@ async def _quality(client: InpaintClient, per_background: int) -> None:
         )
         print(f"text-box PSNR (dB, capped at 60), {mask_kind} masks, {len(samples)} images:")
         print(format_table(table, kinds), flush=True)
+    await _edges(client, variant, per_background * 2)
+
+
+async def _edges(client: InpaintClient, variant: Variant, count: int) -> None:
+    """Text crossing an object's edge: every method gets the glyph mask of
+    processors/stages/mask.py; in-box PSNR and the edge error (RMS outside the glyphs,
+    within EDGE_BAND of the object's edge) per method."""
+    edges = edge_fixture_set(count, seed=13)
+    masks = [
+        build_mask(*e.sample.image.shape[:2], parse_ocr_result(e.sample.ocr_result()), image=e.sample.image)
+        for e in edges
+    ]
+    ours = await client.infer(variant, np.stack([e.sample.image for e in edges]), np.stack(masks)[..., None])
+    pairs = list(zip(edges, masks, strict=True))
+    outputs = {
+        BATCHED: list(ours),
+        "cv2 INPAINT_NS": [opencv_fill(e.sample.image, m, "ns") for e, m in pairs],
+        "cv2 INPAINT_TELEA": [opencv_fill(e.sample.image, m, "telea") for e, m in pairs],
+    }
+    print(f"text crossing object edges, glyph masks from mask.py, {len(edges)} images:")
+    print(f"{'method':<22}{'box_psnr_db':>12}{'edge_rms':>10}")
+    for name, out in outputs.items():
+        psnr = np.mean([box_psnr(o, e.sample) for o, e in zip(out, edges, strict=True)])
+        edge = np.mean([edge_error(o, e) for o, e in zip(out, edges, strict=True)])
+        print(f"{name:<22}{psnr:>12.2f}{edge:>10.2f}", flush=True)
 
 
 def main(requests_per_client: int = 3, fixtures_per_background: int = 4) -> None:

@@ -104,10 +104,13 @@ def build(settings: Settings) -> Pipeline:
     transient = RetryPolicy(base=1.0, factor=2.0, cap=60.0)
     stages = [
         # As many tasks at once as OCR processes: none waits for one inside its timeout (decision 0020).
+        # Both read by priority: a task's own, and long images after short ones (level_of, decision 0036).
         Stage("ocr", "tasks", ocr, sinks=["ocr"], concurrency=ocr_engine.threads,
-              max_in_flight=2 * ocr_engine.threads, timeout=120, retry=transient),
+              max_in_flight=2 * ocr_engine.threads, timeout=120, retry=transient, priorities=True,
+              priority_share=0.1),
         Stage("operate", "ocr", operate, sinks=["success"], concurrency=64, max_in_flight=128,
-              timeout=max(180.0, translate_settings.call_budget + 120), retry=transient),
+              timeout=max(180.0, translate_settings.call_budget + 120), retry=transient, priorities=True,
+              priority_share=0.1),
         Stage("results", "success", webhooks, concurrency=32, timeout=30, retry=transient),
         Stage("results-errors", "errors", webhooks, concurrency=32, timeout=30, retry=transient),
     ]

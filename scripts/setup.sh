@@ -19,6 +19,7 @@ ldconfig -p 2>/dev/null | grep -q libgthread-2.0 || need_apt+=(libglib2.0-0)
 # Chromium for the dashboard's browser tests (tests/browser): Playwright drives Debian's package,
 # since its own browser download cannot work here.
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v openssl >/dev/null || need_apt+=(openssl)  # the TLS tests make their certificates
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need_apt[*]} with apt-get"

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from streams.bridge import ListIngress
 from streams.message import Handler, Middleware
 from streams.names import checked
+from streams.priority import LEVELS, lane
 from streams.stage import Stage
 
 ID_FIELDS = ("request_id",)  # a pipeline's id fields unless it declares its own
@@ -77,6 +78,25 @@ class Pipeline:
         names = [stage.name for stage in self.stages] + [bridge.name for bridge in self.bridges]
         if len(set(names)) != len(names):
             raise ValueError(f"pipeline {self.name!r}: stage names must be unique, got {names}")
+        self._check_lanes()
+
+    def _check_lanes(self) -> None:
+        """Every stage reading a stream read by priority reads it so; no other stream has a lane's name."""
+        for stage in self.stages:
+            if stage.source in self.prioritized and not stage.priorities:
+                raise ValueError(
+                    f"pipeline {self.name!r}: stage {stage.name!r} reads stream {stage.source!r} without "
+                    "priorities, and another stage reads it by priority: tasks of other levels go to lanes "
+                    f"{stage.name!r} would never read; give it priorities=True too")
+        lanes = {lane(s, level) for s in self.prioritized for level in LEVELS} - self.prioritized
+        named = {s.source for s in self.stages} | {n for s in self.stages for n in s.sinks}
+        if taken := lanes & named:
+            raise ValueError(f"pipeline {self.name!r}: streams {sorted(taken)} have names of priority lanes")
+
+    @property
+    def prioritized(self) -> frozenset[str]:
+        """The streams its stages read by priority (Stage.priorities): forwards into them go to lanes."""
+        return frozenset(s.source for s in self.stages if s.priorities)
 
     @property
     def list_keys(self) -> tuple[str, ...]:

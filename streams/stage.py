@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from streams.message import BatchHandler, Handler
 from streams.policy import RetryPolicy
+from streams.priority import LEVELS, Priority, lane, lane_group
 from streams.rates import StageRate, parse_rate
 
 
@@ -37,6 +38,12 @@ class Stage:
       part of ``timeout``. ``rate_horizon``: how far ahead (seconds) a worker
       may reserve a slot; a farther one is waited for unreserved
       (docs/controls/rate-limits.md).
+    * ``priorities``: read the source as four lanes, critical first (streams.priority);
+      handlers start in strict order of level, except that ``priority_share`` (0 to
+      0.5) of the starts go to the highest waiting lower level while a higher one
+      waits, so a flood of critical tasks cannot starve the rest
+      (docs/controls/priorities.md). ``lanes`` are the stages that run it, one per
+      level; ``level`` is a lane's (None for the declared stage).
     """
 
     name: str
@@ -56,6 +63,9 @@ class Stage:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate: str = ""
     rate_horizon: float = 5.0
+    priorities: bool = False
+    priority_share: float = 0.0
+    level: Priority | None = None
 
     def __post_init__(self) -> None:
         if not self.group:
@@ -72,6 +82,18 @@ class Stage:
                              f"({self.timeout:g} s)")
         object.__setattr__(self, "sinks", tuple(self.sinks))
         self._check_rate()
+        if not 0 <= self.priority_share <= 0.5:
+            raise ValueError(f"stage {self.name!r}: priority_share must be within 0 and 0.5")
+        if self.priority_share and not self.priorities:
+            raise ValueError(f"stage {self.name!r}: priority_share needs priorities=True")
+
+    @property
+    def lanes(self) -> tuple[Stage, ...]:
+        """The stages that run this one: itself, or one per level (highest first) when it has priorities."""
+        if not self.priorities or self.level is not None:
+            return (self,)
+        return tuple(replace(self, source=lane(self.source, level), group=lane_group(self.group, level),
+                             level=level) for level in LEVELS)
 
     def _check_rate(self) -> None:
         try:

@@ -16,12 +16,17 @@ The fill, for a batch of images at once:
    itself (stripes, tiles, weaves). A hole pixel copies the pixel one offset
    away when that offset predicts the known pixels around it better than the
    smooth fill would; elsewhere the smooth fill stays.
+3. flat colours and edges (inpaint_edges.py): where the surround is flat the
+   hole takes its colour; where an edge between flat regions crosses the hole
+   each pixel takes the colour of its nearest flat neighbour, so the edge goes
+   on instead of being blended into a smear.
 Only masked pixels change.
 """
 
 from __future__ import annotations
 
 import torch
+from inpaint_edges import flat_and_edge_fill
 from inpaint_pyramid import masked_mean, smooth_fill
 from inpaint_texture import smooth_error, texture_fill
 from torch import Tensor
@@ -40,5 +45,9 @@ def inpaint(image: Tensor, mask: Tensor) -> Tensor:
     base = masked_mean(x, known, 1)
     smooth = smooth_fill(base, known)
     filled = texture_fill(x, known, smooth, smooth_error(x, base, known))
+    # Pixels the texture step copied keep their copy: stripes are edges between flat
+    # colours too, and a copy along the repeat continues them better than a nearest colour.
+    copied = (filled != smooth).any(1, keepdim=True)
+    filled = flat_and_edge_fill(x, known, filled, ~copied)
     out = torch.where(hole, filled.round().clamp(0, 255), x)
     return out.to(torch.uint8).permute(0, 2, 3, 1).contiguous()

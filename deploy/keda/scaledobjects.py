@@ -6,7 +6,11 @@ backlog a new replica can take; pending entries are already held by a
 consumer. ``minReplicaCount`` stays >= 1, so every stage always has a live
 consumer (heartbeat, recovery of dead consumers' entries, its metrics);
 ``activationLagCount`` only matters when scaling from zero. Deployments are
-named ``millstream-<pipeline>-<stage>``.
+named ``millstream-<pipeline>-<stage>`` and live in the Kubernetes namespace
+``NAMESPACE``, as deploy/kubernetes/ declares them (a ScaledObject scales a
+Deployment of its own namespace only). KEDA reads Redis as its own ACL user,
+with only XINFO GROUPS (docs/operations/redis-acl.md): the Secret ``AUTH``
+holds its ``username`` and ``password`` beside the workers' ``url``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from streams.redis.keys import Keys
 
 AUTH = "millstream-redis"
+NAMESPACE = "millstream"
 
 
 def deployment(pipeline: str, stage: str) -> str:
@@ -24,12 +29,13 @@ def deployment(pipeline: str, stage: str) -> str:
 
 
 def trigger_authentication() -> dict[str, Any]:
-    """The Redis password, from the Secret the workers read MILLSTREAM_REDIS_URL's password from."""
+    """KEDA's Redis user and password, from the Secret that also holds the workers' MILLSTREAM_REDIS_URL."""
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
-        "metadata": {"name": AUTH},
-        "spec": {"secretTargetRef": [{"parameter": "password", "name": AUTH, "key": "password"}]},
+        "metadata": {"name": AUTH, "namespace": NAMESPACE},
+        "spec": {"secretTargetRef": [{"parameter": key, "name": AUTH, "key": key}
+                                     for key in ("username", "password")]},
     }
 
 
@@ -41,7 +47,7 @@ def scaled_object(scaling: Mapping[str, Any], pipeline: str, stage: str,
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": {"name": deployment(pipeline, stage),
+        "metadata": {"name": deployment(pipeline, stage), "namespace": NAMESPACE,
                      "labels": {"app.kubernetes.io/part-of": "millstream",
                                 "millstream/pipeline": pipeline, "millstream/stage": stage}},
         "spec": {

@@ -41,7 +41,7 @@ from processors.images.memory_budget import MemoryBudget, Reservation, ocr_bytes
 from processors.stages import ocr_process
 from processors.stages.ocr_process import BAND, OVERLAP, Box, OcrFailed, bands, keep
 from processors.stages.steps import Steps
-from processors.stages.task import TranslateTask
+from processors.stages.task import TranslateTask, level_of
 from streams.errors import HardTimeout, PermanentError, RemoteError, WorkerLost
 from streams.killable import KillablePool
 from streams.message import Message, Outgoing
@@ -113,6 +113,7 @@ class OcrProcessor:
 
     async def __call__(self, message: Message) -> list[Outgoing]:
         task = TranslateTask.from_payload(message.payload)
+        level = level_of(message.payload, message.priority)
         async with self._steps.step("fetch"):
             encoded = await self._images.fetch_encoded(task.image_url)
         async with AsyncExitStack() as stack:
@@ -126,7 +127,8 @@ class OcrProcessor:
             del image  # the pixels go before the bytes they were reserved with
         legacy = {**task.as_payload(), "ocr_result": boxes}  # ocr:results holds exactly these (CONTRACTS.md)
         result = {**legacy, **_passed_on(message.payload)}
-        return [Outgoing(result), *(Outgoing(legacy, list=key) for key in self._mirrors)]
+        mirrored = [Outgoing(legacy, list=key) for key in self._mirrors]
+        return [Outgoing(result, priority=level.label), *mirrored]
 
 
 def _passed_on(payload: Any) -> dict[str, Any]:

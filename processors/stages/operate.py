@@ -30,7 +30,7 @@ from processors.stages.mask import TextBox, build_mask, parse_ocr_result
 from processors.stages.render import Placement, Renderer
 from processors.stages.steps import Steps
 from processors.stages.task import TranslateTask
-from processors.translate.translator import Translator
+from processors.translate.translator import Translator, current_task
 from streams.message import Message, Outgoing
 
 
@@ -74,11 +74,15 @@ class OperateProcessor:
                           boxes: list[TextBox], held: Reservation) -> np.ndarray:
         height, width = original.shape[:2]
         async with self._steps.step("mask"):
-            mask = await held.in_thread(build_mask, height, width, boxes, self._dilation)
+            mask = await held.in_thread(build_mask, height, width, boxes, self._dilation, original)
         async with self._steps.step("inference"):
             cleaned = await self._inpainter.inpaint(original, mask, task.is_long)
         async with self._steps.step("translation"):
-            texts = await self._translator.translate([box.text for box in boxes])
+            token = current_task.set(task.request_id)  # the translator's per-task log line names it
+            try:
+                texts = await self._translator.translate([box.text for box in boxes])
+            finally:
+                current_task.reset(token)
         placements = [Placement(box.points, text) for box, text in zip(boxes, texts, strict=True)]
         async with self._post, self._steps.step("render"):
             return await held.in_thread(self._renderer.render, cleaned, original, placements)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from streams.errors import InvalidPayload
+from streams.priority import Priority, parse_priority
 
 FIELDS: dict[str, type] = {"request_id": str, "image_url": str, "image_id": str, "is_long": bool}
 SHAPE = "{request_id: string, image_url: string, image_id: string, is_long: boolean}"
@@ -45,3 +46,20 @@ class TranslateTask:
 
     def as_payload(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def level_of(payload: Mapping[str, Any], arrived: int) -> Priority:
+    """The level a task goes on at: as it arrived, or its own ``priority`` field if it arrived at
+    normal (a legacy list's task comes through the bridge at normal); a long image at normal goes
+    low, so that short images, the seed's common case, are not queued behind the long ones'
+    several times longer inpainting (docs/controls/priorities.md).
+    """
+    level = Priority(arrived)
+    if level is Priority.NORMAL and (given := payload.get("priority")) is not None:
+        try:
+            level = parse_priority(given)
+        except ValueError as bad:
+            raise InvalidPayload(f"invalid task: field 'priority': {bad}") from None
+    if level is Priority.NORMAL and payload.get("is_long") is True:
+        return Priority.LOW
+    return level

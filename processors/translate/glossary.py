@@ -1,7 +1,12 @@
 """The embedded translator: a Chinese -> Korean glossary with longest-match segmentation.
 
-A text is cut into segments, left to right, taking at each position the
-longest glossary entry that starts there (forward maximum matching):
+A text is cut into the segments that leave the fewest Han characters
+untranslated, and among those the fewest words (so the longest ones); a tie
+goes to the longer word at the earlier position. It is a dynamic programme
+over the positions of the text (decision 0038): greedy forward maximum
+matching can take a long word that leaves its neighbour without one
+(``AB|C`` where ``A|BC`` covers all three), and the programme never does.
+The kinds of segment:
 
 =========  ==================================================  =======================
 kind       what                                                example (source -> out)
@@ -30,6 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from importlib.resources import files
+from itertools import groupby
 from typing import Any
 
 SOURCE_LANG, TARGET_LANG = "zh", "ko"
@@ -63,8 +69,15 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class GlossaryResult:
+    """The translation, the runs of Chinese left as they were, and the Han characters read."""
+
     text: str
     untranslated: tuple[str, ...]
+    han_chars: int = 0
+
+    @property
+    def untranslated_chars(self) -> int:
+        return sum(len(run) for run in self.untranslated)
 
 
 def is_han(char: str) -> bool:
@@ -92,7 +105,17 @@ class Glossary:
     def translate(self, text: str) -> GlossaryResult:
         segments = self.segment(text)
         raw = tuple(s.source for s in segments if s.kind is Kind.RAW)
-        return GlossaryResult(render(segments), raw)
+        han = sum(is_han(char) for s in segments for char in s.source)
+        return GlossaryResult(render(segments), raw, han)
+
+    def whole_phrase(self, text: str) -> GlossaryResult:
+        """Lookup of the whole ``text`` only: the baseline that bench/coverage.py compares against."""
+        key = unicodedata.normalize("NFKC", text).strip()
+        han = sum(map(is_han, key))
+        if key in self.phrases:
+            return GlossaryResult(self.phrases[key], (), han)
+        runs = tuple("".join(run) for is_run, run in groupby(key, is_han) if is_run)
+        return GlossaryResult(text, runs, han)
 
     def segment(self, text: str) -> list[Segment]:
         segments: list[Segment] = []
@@ -105,29 +128,53 @@ class Glossary:
 
     def match(self, text: str, i: int) -> Segment | None:
         """The longest entry starting at ``text[i]``; a unit wins a tie after a number."""
+        return next(self.matches(text, i), None)
+
+    def matches(self, text: str, i: int) -> Iterator[Segment]:
+        """Every entry starting at ``text[i]``, longest first; a unit before a phrase of its length."""
         unit_allowed = _after_alnum(text, i)
         for length in range(min(self._longest, len(text) - i), 0, -1):
             key = text[i:i + length]
             if unit_allowed and key in self.units:
-                return Segment(key, self.units[key], Kind.UNIT)
+                yield Segment(key, self.units[key], Kind.UNIT)
             if key in self.phrases:
-                return Segment(key, self.phrases[key], Kind.WORD)
-        return None
+                yield Segment(key, self.phrases[key], Kind.WORD)
 
-    def _scan(self, text: str) -> Iterator[Segment]:
-        i = 0
-        while i < len(text):
-            found = self.match(text, i)
-            if found is not None:
-                yield found
-                i += len(found.source)
-                continue
-            han = is_han(text[i])
-            end = i + 1
-            while end < len(text) and is_han(text[end]) == han and self.match(text, end) is None:
-                end += 1
-            yield Segment(text[i:end], text[i:end], Kind.RAW if han else Kind.TEXT)
-            i = end
+    def _scan(self, text: str) -> list[Segment]:
+        # best[i]: (untranslated Han characters, words) of the best cut of text[i:], and its
+        # first step; filled right to left, so each position looks only at later ones.
+        best: list[tuple[tuple[int, int], Segment | None]] = [((0, 0), None)] * (len(text) + 1)
+        for i in range(len(text) - 1, -1, -1):
+            raw, words = best[i + 1][0]
+            choice: tuple[tuple[int, int], Segment | None] = ((raw + is_han(text[i]), words), None)
+            for found in self.matches(text, i):  # strictly better only: ties keep the longer word
+                raw, words = best[i + len(found.source)][0]
+                if (raw, words + 1) < choice[0]:
+                    choice = ((raw, words + 1), found)
+            best[i] = choice
+        return _walk(text, best)
+
+
+def _walk(text: str, best: list[tuple[tuple[int, int], Segment | None]]) -> list[Segment]:
+    """The segments of the chosen cut; characters no word took join runs of their kind."""
+    segments: list[Segment] = []
+    i = start = 0
+    while i < len(text):
+        found = best[i][1]
+        if found is None and (i == start or is_han(text[i]) == is_han(text[start])):
+            i += 1
+            continue
+        if start < i:
+            run = text[start:i]
+            segments.append(Segment(run, run, Kind.RAW if is_han(run[0]) else Kind.TEXT))
+        if found is not None:
+            segments.append(found)
+            i += len(found.source)
+        start = i
+    if start < len(text):
+        run = text[start:]
+        segments.append(Segment(run, run, Kind.RAW if is_han(run[0]) else Kind.TEXT))
+    return segments
 
 
 def _spaced(left: Segment, right: Segment) -> bool:

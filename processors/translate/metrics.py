@@ -11,12 +11,19 @@
   for the rate limit shared by all workers
 - ``millstream_translate_untranslated_segments_total``: glossary: runs of Chinese
   that no entry covered and that were left as they are
+- ``millstream_translate_source_chars_total`` and
+  ``millstream_translate_untranslated_chars_total``: glossary: Han characters read, and
+  those left untranslated; their ratio over a window is the share left untranslated
+  (``rate(untranslated_chars) / rate(source_chars)``)
+- ``millstream_translate_untranslated_share``: glossary: that share per translate call
+  (one call per task), as a histogram, so the tasks that kept much Chinese can be counted
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+SHARE_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 SECONDS_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -39,6 +46,15 @@ class TranslateMetrics:
         ).labels(provider)
         self.untranslated = counter(
             "untranslated_segments", "Glossary: runs of source text left untranslated.", ()
+        )
+        self.source_chars = counter("source_chars", "Glossary: Han characters read.", ())
+        self.untranslated_chars = counter(
+            "untranslated_chars", "Glossary: Han characters left untranslated.", ()
+        )
+        self.untranslated_share = Histogram(
+            "millstream_translate_untranslated_share",
+            "Glossary: share of a call's Han characters left untranslated (one call per task).",
+            registry=registry, buckets=SHARE_BUCKETS,
         )
         self.seconds = Histogram(
             "millstream_translate_seconds", "Duration of one translate call, retries included.",

@@ -19,13 +19,15 @@ than becoming the stage's ``rate`` (docs/controls/rate-limits.md, decision 0032)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from processors.translate.glossary import Glossary, load_glossary
+from processors.translate.glossary import Glossary, GlossaryResult, load_glossary
 from processors.translate.http import HttpPolicy, JsonPoster
 from processors.translate.libre import LibreTranslator
 from processors.translate.metrics import TranslateMetrics
@@ -33,6 +35,11 @@ from processors.translate.openai import ChatTranslator
 from processors.translate.settings import TranslateSettings
 from streams.policy import RetryPolicy
 from streams.redis.ratelimit import Limiter, Rate, RateLimiter, Unlimited
+
+log = logging.getLogger("millstream.translate")
+# The request id of the task being translated, for the per-task log line; the operate
+# stage sets it around its translate call (the Translator contract takes texts only).
+current_task: ContextVar[str | None] = ContextVar("millstream_translate_task", default=None)
 
 # Callers pass keys.prefix + ":ratelimit:translate" so the key carries the pipeline's hash tag.
 DEFAULT_RATELIMIT_KEY = "ms:{imgtr}:ratelimit:translate"
@@ -61,8 +68,23 @@ class GlossaryTranslator:
         self._metrics.texts.inc(len(texts))
         with self._metrics.seconds.time():
             results = [self._glossary.translate(text) for text in texts]
-        self._metrics.untranslated.inc(sum(len(r.untranslated) for r in results))
+        self._observe(results)
         return [r.text for r in results]
+
+    def _observe(self, results: Sequence[GlossaryResult]) -> None:
+        """Count the Chinese left untranslated, and log it: one call is one task's texts."""
+        han = sum(r.han_chars for r in results)
+        left = sum(r.untranslated_chars for r in results)
+        self._metrics.untranslated.inc(sum(len(r.untranslated) for r in results))
+        self._metrics.source_chars.inc(han)
+        self._metrics.untranslated_chars.inc(left)
+        if han:
+            self._metrics.untranslated_share.observe(left / han)
+        runs = [run for r in results for run in r.untranslated]
+        task = current_task.get()
+        log.info("glossary%s: %d texts, %d Han characters, %d left untranslated (%.1f%%)%s",
+                 f" [{task}]" if task else "", len(results), han, left, 100 * left / max(han, 1),
+                 f": {' '.join(runs)[:200]}" if runs else "")
 
     async def aclose(self) -> None:
         return None

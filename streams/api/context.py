@@ -27,7 +27,8 @@ class Context:
     def __post_init__(self) -> None:
         self.ends = Ends.of(self.pipeline)
         self.keys = Keys(self.settings.namespace, self.pipeline.name, lists=self.pipeline.list_keys)
-        self.publisher = Publisher.from_settings(self.redis, self.keys, self.settings)
+        self.publisher = Publisher.from_settings(self.redis, self.keys, self.settings,
+                                                 self.pipeline.prioritized)
 
     @property
     def ingest_streams(self) -> tuple[str, ...]:

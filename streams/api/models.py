@@ -84,6 +84,7 @@ class StageFigures(BaseModel):
     consumers: int
     live_consumers: int
     throughput: float | None
+    by_priority: dict[str, int] | None = None  # waiting per level, for a stage read by priority
 
 
 class Stats(BaseModel):

@@ -53,25 +53,32 @@ class Figures:
         figures = []
         sampled: dict[str, Any] = {}
         for stage in ctx.pipeline.stages:
-            if stage.source not in sampled:
-                sampled[stage.source] = await stats.sample(ctx.redis, ctx.keys, stage.source)
-            stream = sampled[stage.source]
-            group = next((g for g in stream.groups if g.group == stage.group), _NO_GROUP)
+            lanes = []  # (lane, waiting, its stream's figures, its group's), one lane unless by priority
+            for lane in stage.lanes:
+                if lane.source not in sampled:
+                    sampled[lane.source] = await stats.sample(ctx.redis, ctx.keys, lane.source)
+                stream = sampled[lane.source]
+                group = next((g for g in stream.groups if g.group == lane.group), _NO_GROUP)
+                lanes.append((lane, group.lag if group is not _NO_GROUP else stream.length, stream, group))
+            groups = [group for *_, group in lanes]
+            waiting = sum(w for _, w, _, _ in lanes)
             done = counts.get(stage.name, {})
             completed = sum(done.get(s, 0) for s in COMPLETED)
             last = previous.get(stage.name)
             seconds = (now - before["at"]) / 1000 if before else 0.0
-            exists = group is not _NO_GROUP
             rate = (completed - last["completed"]) / seconds if last and seconds else None
             figures.append({
                 "stage": stage.name, "stream": stage.source,
-                "waiting": group.lag if exists else stream.length, "active": group.pending,
+                "waiting": waiting, "active": sum(g.pending for g in groups),
                 "completed": completed, "failed": sum(done.get(s, 0) for s in FAILED),
-                "delayed": stream.delayed, "dead": group.dlq_length, "paused": stage.name in paused,
-                "lag": group.lag if exists else stream.length, "lag_seconds": group.lag_seconds,
-                "oldest_pending_seconds": group.oldest_pending_seconds, "consumers": group.consumers,
-                "live_consumers": group.live_consumers,
+                "delayed": sum(s.delayed for _, _, s, _ in lanes), "dead": max(g.dlq_length for g in groups),
+                "paused": stage.name in paused, "lag": waiting,
+                "lag_seconds": max(g.lag_seconds for g in groups),
+                "oldest_pending_seconds": max(g.oldest_pending_seconds for g in groups),
+                "consumers": max(g.consumers for g in groups),
+                "live_consumers": max(g.live_consumers for g in groups),
                 "throughput": None if rate is None else round(rate, 3),
+                "by_priority": {lane.level.label: w for lane, w, _, _ in lanes if lane.level} or None,
             })
         return {"pipeline": ctx.pipeline.name, "at": now, "stages": figures}
 
@@ -111,12 +118,13 @@ async def running(request: Request) -> Any:
     now = time.time()
     found: list[dict[str, Any]] = []
     queued: dict[str, int] = {}
-    for stage in ctx.pipeline.stages:
+    for stage in [lane for s in ctx.pipeline.stages for lane in s.lanes]:  # a stage read by priority: 4
         key = ctx.keys.stream(stage.source)
         groups = await ctx.redis.xinfo_groups(key) if await ctx.redis.exists(key) else []
         group = next((g for g in groups if _name(g["name"]) == stage.group), None)
         lag = group.get("lag") if group else None
-        queued[stage.name] = lag if isinstance(lag, int) else 0 if group else int(await ctx.redis.xlen(key))
+        waiting = lag if isinstance(lag, int) else 0 if group else int(await ctx.redis.xlen(key))
+        queued[stage.name] = queued.get(stage.name, 0) + waiting
         if group is None:
             continue
         pending: Any = await ctx.redis.xpending_range(key, stage.group, min="-", max="+",

@@ -12,6 +12,7 @@ from streams.api import listing, models, views
 from streams.api.auth import ROUTE_RESPONSES, admin, context, invalid, reader
 from streams.codec import encode_payload
 from streams.errors import PayloadTooLarge
+from streams.priority import routed
 from streams.redis import control
 from streams.redis.tasks import task_status
 
@@ -19,8 +20,12 @@ router = APIRouter(prefix="/v1", tags=["tasks"], responses=ROUTE_RESPONSES)
 MAX_REQUEST_ID = 256
 
 _TASK_SCHEMA = {"type": "object", "description": "A task: the JSON object the pipeline's entry stream takes",
-                "additionalProperties": True, "properties": {"request_id": {"type": "string", "minLength": 1,
-                                                                            "maxLength": MAX_REQUEST_ID}}}
+                "additionalProperties": True, "properties": {
+                    "request_id": {"type": "string", "minLength": 1, "maxLength": MAX_REQUEST_ID},
+                    "priority": {"description": "critical, high, normal or low (Bull's 1-4): on a stream "
+                                                "read by priority only; normal anywhere",
+                                 "oneOf": [{"enum": ["critical", "high", "normal", "low"]},
+                                           {"type": "integer", "minimum": 1, "maximum": 4}]}}}
 _INGEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [_TASK_SCHEMA, {"type": "array", "items": _TASK_SCHEMA, "minItems": 1}]}}}}}
 
@@ -77,23 +82,28 @@ async def publish(request: Request, stream: Annotated[str | None, Query(max_leng
             encode_payload(task, ctx.settings.max_payload_bytes)
         except PayloadTooLarge as error:
             problems.append(_problem(at, str(error), "too_large"))
-        items.append((task, task.get("request_id")))
+        try:
+            routed(target, task.get("priority"), ctx.pipeline.prioritized)
+        except ValueError as error:
+            problems.append(_problem([*at, "priority"], str(error), "value_error"))
+        items.append((task, task.get("request_id"), task.get("priority")))
     if problems:
         return JSONResponse({"detail": problems}, 422)
     entries = await ctx.publisher.publish_many(target, items)
-    rids = await _request_ids(request, target, entries, [rid for _, rid in items])
+    lanes = [routed(target, level, ctx.pipeline.prioritized) for _, _, level in items]
+    rids = await _request_ids(request, lanes, entries, [rid for _, rid, _ in items])
     published = [{"request_id": r, "entry": e} for r, e in zip(rids, entries, strict=True)]
     return {"stream": target, "tasks": published}
 
 
-async def _request_ids(request: Request, stream: str, entries: list[str],
+async def _request_ids(request: Request, streams: list[str], entries: list[str],
                        given: list[str | None]) -> list[str]:
-    """The request ids of published entries: as given, or as the publisher generated them."""
+    """The request ids of published entries (each in its stream): as given, or as the publisher made them."""
     if all(given):
         return [rid for rid in given if rid]
     ctx = context(request)
     pipe = ctx.redis.pipeline(transaction=False)
-    for entry in entries:
+    for stream, entry in zip(streams, entries, strict=True):
         pipe.xrange(ctx.keys.stream(stream), min=entry, max=entry)
     found = await pipe.execute()
     return [rid or (f[0][1].get(b"rid", b"").decode() if f else "")

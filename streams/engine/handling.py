@@ -153,7 +153,7 @@ class Handling:
             return self._failure(d, result)
         try:
             return self.outcomes.forward(d, result or ())
-        except (PayloadTooLarge, TypeError) as bad_output:  # a retry would produce it again
+        except (PayloadTooLarge, TypeError, ValueError) as bad_output:  # a retry would produce it again
             return self.outcomes.error(d, f"output rejected: {describe(bad_output)}")
 
     def _failure(self, d: Delivery, error: BaseException) -> Transition:

@@ -25,7 +25,7 @@ Only ``forward`` is on the hot path; the others build records and are not.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import orjson
 
@@ -36,6 +36,7 @@ from streams.message import Outgoing
 from streams.names import checked
 from streams.pipeline import ID_FIELDS
 from streams.policy import describe
+from streams.priority import Priority, lane, parse_priority
 from streams.stage import Stage
 from streams.transition import (
     MAX_DETAIL_BYTES,
@@ -105,12 +106,14 @@ class Outcomes:
 
     def __init__(self, stage: Stage, consumer: str, source: str, max_payload_bytes: int,
                  secrets: Sequence[str] = (), id_fields: Sequence[str] = ID_FIELDS,
-                 results: Sequence[str] = ()) -> None:
+                 results: Sequence[str] = (), prioritized: Collection[str] = ()) -> None:
         self.stage, self.consumer, self.source = stage, consumer, source
+        self._prioritized = frozenset(prioritized)
+        self._level = stage.level or Priority.NORMAL
         self.max_payload_bytes, self.secrets = max_payload_bytes, tuple(secrets)
-        self._sinks = tuple(checked("stream", name) for name in stage.sinks)
+        self._sinks = tuple(self._lane(checked("stream", name), self._level) for name in stage.sinks)
         self._results = frozenset(results)
-        self._to_result = len(self._sinks) == 1 and self._sinks[0] in self._results
+        self._to_result = len(self._sinks) == 1 and stage.sinks[0] in self._results
         self._named: set[str] = set()  # stream names of outputs, checked once
         self.records = ErrorRecords(stage.name, stage.source, max_payload_bytes, secrets, id_fields)
 
@@ -120,7 +123,7 @@ class Outcomes:
         assert message is not None
         if len(outputs) == 1 and len(self._sinks) == 1:  # the common case, in short
             out = outputs[0]
-            if out.stream is None and out.list is None:
+            if out.stream is None and out.list is None and out.priority is None:
                 data = encode_payload(out.payload, self.max_payload_bytes)
                 rid = _request_id(out.request_id) if out.request_id else message.request_id
                 forward = Forward(self._sinks[0], data, rid, message.origin_ms)
@@ -136,12 +139,18 @@ class Outcomes:
                 continue
             rid = _request_id(out.request_id) if out.request_id else message.request_id
             origin = message.origin_ms
-            targets = self._sinks if out.stream is None else (self._stream(out.stream),)
+            names = self.stage.sinks if out.stream is None else (self._stream(out.stream),)
+            level = self._level if out.priority is None else parse_priority(out.priority)
+            targets = [self._lane(name, level) for name in names]
             ops += [Forward(name, data, rid, origin) for name in targets]
-            if not detail and self._results.intersection(targets):
+            if not detail and self._results.intersection(names):
                 detail = result_detail(data)
         state = FORWARDED if ops else State.DONE
         return Transition(d.id, d.request_id, state, ops, detail)
+
+    def _lane(self, stream: str, level: Priority) -> str:
+        """Where a forward to ``stream`` goes: the lane of ``level`` if a stage reads it by priority."""
+        return lane(stream, level) if stream in self._prioritized else stream
 
     def _stream(self, name: str) -> str:
         """An output's stream name, checked (a bad one raises ConfigError before anything is written)."""

@@ -31,10 +31,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from streams.delivery import Delivery
 from streams.engine.cancels import Cancels
+from streams.engine.gate import PriorityGate
 from streams.engine.handling import Handling
 from streams.engine.inbox import Inbox
 from streams.engine.outbox import Outbox
@@ -43,6 +44,7 @@ from streams.engine.watchdog import Slot
 from streams.message import Middleware
 from streams.metrics import Metrics
 from streams.pipeline import ID_FIELDS, chain, refuse_batched_middleware
+from streams.priority import Priority
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.timing import pause
@@ -63,18 +65,26 @@ ERRORS = "errors"  # the logical name of the errors stream (streams.redis.keys.E
 class StageRunner:
     def __init__(self, transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
                  middleware: Sequence[Middleware] = (), secrets: Sequence[str] = (), *,
-                 id_fields: Sequence[str] = ID_FIELDS, results: Sequence[str] = ()) -> None:
+                 id_fields: Sequence[str] = ID_FIELDS, results: Sequence[str] = (),
+                 prioritized: Collection[str] = (), gate: PriorityGate | None = None) -> None:
         """``secrets``: known secret values, masked in error records and dead letters (text.redact);
         ``id_fields``: the pipeline's id fields, reported in error records (Pipeline.id_fields);
-        ``results``: its result streams, whose payloads the status record keeps (Pipeline.results)."""
+        ``results``: its result streams, whose payloads the status record keeps (Pipeline.results);
+        ``prioritized``: the streams read by priority (Pipeline.prioritized), whose forwards go to
+        a lane; ``gate``: the slots a lane of a stage with priorities shares with the other lanes
+        (``lane_runners`` makes both)."""
         refuse_batched_middleware(stage, middleware)
+        if stage.priorities and (stage.level is None or gate is None):
+            raise ValueError(f"stage {stage.name!r} reads by priority: run its lanes (lane_runners)")
         self.stage, self.settings = stage, settings
         self.transport = transport.for_stage(stage, settings.consumer)
         self.metrics = metrics.for_stage(transport.pipeline, stage.name)
         self.inbox = Inbox(stage.max_in_flight)
         source = self.transport.address(stage.source)
         self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets,
-                                 id_fields, results)
+                                 id_fields, results, prioritized)
+        self._gate, self._level = gate, stage.level or Priority.NORMAL
+        self._held_shown = 0  # in_flight as last added to the gauge, which a stage's lanes share
         handler = stage.processor if stage.batched else chain(stage.processor, middleware)  # type: ignore[arg-type]
         limiter = transport.limiter(stage) if stage.rate else None
         self.handling = Handling(stage, handler, self.outcomes, self.metrics, limiter)
@@ -171,6 +181,10 @@ class StageRunner:
     async def _hold(self, deliveries: list[Delivery], token: str) -> None:
         """Take ownership in the inbox; cancelled and screened-out entries go straight to commit."""
         await self.inbox.hold(deliveries, token)
+        if self._level is not Priority.NORMAL:
+            for d in deliveries:
+                if d.message is not None:
+                    d.message.priority = self._level
         cancels = await self.cancels.of(deliveries) if self.cancels.active and deliveries else None
         runnable = []
         for d in deliveries:
@@ -183,7 +197,7 @@ class StageRunner:
             else:
                 self._outbox.put(screened)
         await self.inbox.enqueue(runnable)
-        self.metrics.in_flight.set(self.inbox.held)
+        self._show_held()
 
     # -- work ---------------------------------------------------------------
 
@@ -209,6 +223,12 @@ class StageRunner:
                 if c.skip and (cancel := c.skip.pop(d.id, None)) is not None:
                     self._outbox.put(c.transition(d, cancel))
                     continue
+                if self._gate is not None:
+                    try:
+                        await self._gate.acquire(self._level)
+                    except asyncio.CancelledError:  # the grace period over while waiting: never started
+                        self._hand_back(batch[i:])
+                        raise
                 c.running[slot] = d
                 try:
                     t = await self.handling.one(d, slot)
@@ -217,6 +237,9 @@ class StageRunner:
                         self._hand_back(batch[i:])
                         raise
                     t = c.transition(d, cancel)
+                finally:
+                    if self._gate is not None:
+                        self._gate.release()
                 if c.cancelling and (cancel := c.absorb(d, slot)) is not None:
                     t = c.transition(d, cancel)  # the handler swallowed the cancellation
                 self._outbox.put(t)
@@ -226,12 +249,23 @@ class StageRunner:
 
     async def _handle_batch(self, batch: list[Delivery], slot: Slot) -> None:
         try:
-            transitions = await self.handling.batch(batch, slot)
+            if self._gate is not None:
+                await self._gate.acquire(self._level)
+            try:
+                transitions = await self.handling.batch(batch, slot)
+            finally:
+                if self._gate is not None:
+                    self._gate.release()
         except asyncio.CancelledError:
             self._hand_back(batch)
             raise
         for t in transitions:
             self._outbox.put(t)
+
+    def _show_held(self) -> None:
+        held = self.inbox.held
+        self.metrics.in_flight.inc(held - self._held_shown)
+        self._held_shown = held
 
     def _hand_back(self, deliveries: list[Delivery]) -> None:
         for d in deliveries:
@@ -272,7 +306,7 @@ class StageRunner:
         else:
             self.metrics.committed(t.state for t in batch)
         await self.inbox.release(t.entry_id for t in batch)
-        self.metrics.in_flight.set(self.inbox.held)
+        self._show_held()
         self._outbox.done(len(batch))
 
     async def _commit_until_done(self, batch: list[Transition]) -> Verdict:
@@ -398,3 +432,13 @@ class StageRunner:
             log.warning("stage %s: %d handler(s) still running after the grace period; "
                         "their entries are handed back", self.stage.name, len(late))
             await asyncio.wait(late)
+
+
+def stage_runners(transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
+                  middleware: Sequence[Middleware] = (), secrets: Sequence[str] = (), *,
+                  id_fields: Sequence[str] = ID_FIELDS, results: Sequence[str] = (),
+                  prioritized: Collection[str] = ()) -> list[StageRunner]:
+    """The runners of ``stage``: one, or one per lane sharing one gate when it reads by priority."""
+    gate = PriorityGate(stage.concurrency, stage.priority_share) if stage.priorities else None
+    return [StageRunner(transport, lane, settings, metrics, middleware, secrets, id_fields=id_fields,
+                        results=results, prioritized=prioritized, gate=gate) for lane in stage.lanes]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from streams.engine.runner import StageRunner
+from streams.engine.runner import StageRunner, stage_runners
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.redis import library, stats
@@ -24,6 +24,7 @@ from streams.redis.connection import connect
 from streams.redis.keys import Keys
 from streams.redis.transport import RedisTransport
 from streams.service.endpoint import serve_metrics
+from streams.service.health import Health, tracked
 from streams.settings import Settings, secrets
 from streams.timing import pause
 
@@ -64,21 +65,24 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
     stages, bridges = pipeline.parts(stage_names)
     registry = registry or pipeline.registry or CollectorRegistry()
     metrics = Metrics(registry)
-    serve_metrics(settings, registry)
+    health = Health(settings.heartbeat_ttl)
+    serve_metrics(settings, registry, health)
     keys = Keys(settings.namespace, pipeline.name, lists=pipeline.list_keys)
     redis = connect(settings)
     await library.load(redis)
     known = secrets()
     transport = RedisTransport(redis, keys, settings)
     runners: list[StageRunner | IngressRunner] = [
-        StageRunner(transport, s, settings, metrics, pipeline.middleware, known, id_fields=pipeline.id_fields,
-                    results=pipeline.results)
-        for s in stages
+        runner for s in stages
+        for runner in stage_runners(transport, s, settings, metrics, pipeline.middleware, known,
+                                    id_fields=pipeline.id_fields, results=pipeline.results,
+                                    prioritized=pipeline.prioritized)
     ]
     runners += [IngressRunner(redis, keys, b, settings.status_ttl, settings.events_maxlen,
                               settings.max_payload_bytes, id_fields=pipeline.id_fields) for b in bridges]
     _settle_heap()
     def stop_all() -> None:
+        health.stopping()
         for runner in runners:
             runner.stop()
 
@@ -89,10 +93,11 @@ async def run(pipeline: Pipeline, settings: Settings, stage_names: Sequence[str]
              ", ".join([s.name for s in stages] + [b.name for b in bridges]), pipeline.name)
     try:
         async with asyncio.TaskGroup() as tg:
-            sources = sorted({s.source for s in stages})
+            sources = sorted({lane.source for s in stages for lane in s.lanes})
             done = asyncio.Event()
             tg.create_task(_stats_loop(redis, keys, sources, metrics, settings.stats_interval, done))
-            await asyncio.gather(*(r.run() for r in runners))
+            tg.create_task(health.probe(redis, done))
+            await asyncio.gather(*(tracked(health, r) for r in runners))
             done.set()  # not cancel(): a cancellation can be lost inside a Redis call
     finally:
         for close in pipeline.on_stop:

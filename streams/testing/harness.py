@@ -39,10 +39,12 @@ from prometheus_client import CollectorRegistry
 
 import streams.testing.memory_functions as functions
 from streams.codec import decode
-from streams.engine.runner import StageRunner
+from streams.engine.runner import StageRunner, stage_runners
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
+from streams.priority import Level
 from streams.redis.deadletters import DeadLetter
+from streams.redis.publisher import Item
 from streams.settings import Settings
 from streams.testing.clock import ManualClock
 from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker
@@ -60,15 +62,17 @@ class PipelineRun:
                  runners: Sequence[StageRunner], tasks: Sequence[asyncio.Task[None]]) -> None:
         self.pipeline, self.broker, self.transport = pipeline, broker, transport
         self.runners, self._tasks = list(runners), list(tasks)
-        self.publisher = MemoryPublisher(broker, transport.settings)
+        self._lanes = [lane for s in pipeline.stages for lane in s.lanes]
+        self.publisher = MemoryPublisher(broker, transport.settings, pipeline.prioritized)
 
-    async def publish(self, stream: str, payload: Mapping[str, Any], request_id: str | None = None) -> str:
+    async def publish(self, stream: str, payload: Mapping[str, Any], request_id: str | None = None,
+                      priority: Level | None = None) -> str:
         """Publish as the Redis Publisher does (dedup by request id, status "queued"); the entry id."""
-        return await self.publisher.publish(stream, payload, request_id)
+        return await self.publisher.publish(stream, payload, request_id, priority)
 
-    async def publish_many(self, stream: str,
-                           items: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[str]:
-        return await self.publisher.publish_many(stream, items)
+    async def publish_many(self, stream: str, items: Sequence[Item],
+                           priority: Level | None = None) -> list[str]:
+        return await self.publisher.publish_many(stream, items, priority)
 
     async def drained(self, within: float = 5.0) -> None:
         """Wait until the pipeline is drained (see the module doc), at most ``within`` seconds.
@@ -92,7 +96,7 @@ class PipelineRun:
                 if isinstance(self.broker.clock, ManualClock):
                     self.broker.clock.advance_to(due / 1000)
                 if due <= self.broker.now_ms():
-                    for stage in self.pipeline.stages:
+                    for stage in self._lanes:
                         functions.promote(self.broker, stage.source)
                     continue
                 wait = min(wait, (due - self.broker.now_ms()) / 1000)
@@ -104,7 +108,7 @@ class PipelineRun:
 
     def _unfinished(self) -> list[str]:
         left = []
-        for stage in self.pipeline.stages:
+        for stage in self._lanes:
             stream = self.broker.streams.get(stage.source)
             if stream is None:
                 continue
@@ -124,7 +128,7 @@ class PipelineRun:
         return True
 
     def _earliest_due(self) -> int | None:
-        due = [at for s in self.pipeline.stages for at in self.broker.delayed.get(s.source, {}).values()]
+        due = [at for s in self._lanes for at in self.broker.delayed.get(s.source, {}).values()]
         return min(due, default=None)
 
     def _raise_failed(self) -> None:
@@ -197,8 +201,10 @@ async def run_pipeline(pipeline: Pipeline, settings: Settings | None = None, *,
     settings = settings or Settings(consumer="memory")
     transport = MemoryTransport(broker, pipeline.name, settings)
     metrics = Metrics(CollectorRegistry())
-    runners = [StageRunner(transport, s, settings, metrics, pipeline.middleware, secrets,
-                           id_fields=pipeline.id_fields, results=pipeline.results) for s in pipeline.stages]
+    runners = [r for s in pipeline.stages
+               for r in stage_runners(transport, s, settings, metrics, pipeline.middleware, secrets,
+                                      id_fields=pipeline.id_fields, results=pipeline.results,
+                                      prioritized=pipeline.prioritized)]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     run = PipelineRun(pipeline, broker, transport, runners, tasks)
     try:

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.api.app import create_app
 from streams.api.settings import ApiSettings
-from streams.engine.runner import StageRunner
+from streams.engine.runner import StageRunner, stage_runners
 from streams.errors import RetryableError
 from streams.message import Message, Outgoing
 from streams.metrics import Metrics
@@ -127,11 +127,12 @@ class Stack:
         await GroupConsumer(self.redis, self.keys, "backlog", "archive", "nobody").ensure_group()
         transport = RedisTransport(self.redis, self.keys, self.settings)
         for stage in self.pipeline.stages[:2]:
-            runner = StageRunner(transport, stage, self.settings, Metrics(CollectorRegistry()),
-                                 id_fields=self.pipeline.id_fields, results=self.pipeline.results)
-            self._runners.append(runner)
-            self._tasks.append(asyncio.create_task(runner.run()))
-            await runner.started.wait()
+            for runner in stage_runners(transport, stage, self.settings, Metrics(CollectorRegistry()),
+                                        id_fields=self.pipeline.id_fields, results=self.pipeline.results,
+                                        prioritized=self.pipeline.prioritized):
+                self._runners.append(runner)
+                self._tasks.append(asyncio.create_task(runner.run()))
+                await runner.started.wait()
 
     def serve(self, api: ApiSettings) -> str:
         """Start an API server for ``api`` on a free loopback port; its base URL."""

@@ -15,7 +15,7 @@ def copier(settings: Settings) -> Pipeline:
     """One stage copying ``in`` to ``out``, tagging each output with the consumer's name.
 
     MSTEST_DELAY: seconds per message; MSTEST_SLOW_CONSUMER: only that consumer
-    is slow (MSTEST_SLOW_DELAY seconds).
+    is slow (MSTEST_SLOW_DELAY seconds); MSTEST_PRIORITIES=1: "in" is read by priority.
     """
     env = os.environ
     delay = float(env.get("MSTEST_DELAY", "0"))
@@ -33,6 +33,7 @@ def copier(settings: Settings) -> Pipeline:
         batch_size=int(env.get("MSTEST_BATCH", "100")),
         max_in_flight=int(env.get("MSTEST_MAX_IN_FLIGHT", "0")),
         deadline=float(env.get("MSTEST_DEADLINE", "600")),
+        priorities=env.get("MSTEST_PRIORITIES") == "1",
     )
     return Pipeline(env["MSTEST_PIPELINE"], [stage])
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from processors.legacy import mirror_errors, mirror_success
 from processors.pipeline import TASK_STAGES, build
 from streams.bridge import ListIngress
-from streams.engine.runner import StageRunner
+from streams.engine.runner import StageRunner, stage_runners
 from streams.metrics import Metrics
 from streams.redis.bridge import IngressRunner
 from streams.redis.keys import Keys
@@ -82,8 +82,10 @@ async def legacy_stack(redis: Redis, keys: Keys, settings: Settings,
         dataclasses.replace(pipeline.stage("legacy-success"), processor=mirror_success([stack.success])),
     ]
     metrics = Metrics(CollectorRegistry())
-    stack.runners = [StageRunner(RedisTransport(redis, keys, settings), s, settings, metrics, pipeline.middleware, secrets,
-                                 id_fields=pipeline.id_fields) for s in stages]
+    transport = RedisTransport(redis, keys, settings)
+    stack.runners = [r for s in stages
+                     for r in stage_runners(transport, s, settings, metrics, pipeline.middleware, secrets,
+                                            id_fields=pipeline.id_fields, prioritized=pipeline.prioritized)]
     bridge = IngressRunner(redis, keys, ListIngress("legacy-ingress", stack.tasks, "tasks"), settings.status_ttl,
                            settings.events_maxlen, settings.max_payload_bytes, id_fields=pipeline.id_fields)
     stack.jobs = [asyncio.create_task(r.run()) for r in stack.runners]

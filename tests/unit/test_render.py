@@ -1,11 +1,14 @@
-"""Rendering: text colour from the original, fitted size, nothing outside the boxes."""
+"""Rendering: the original's look read from its pixels, fitted size, nothing outside the boxes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
-from processors.stages.render import DEFAULT_FONT, Placement, Renderer, fit, text_colour
+from processors.stages.render import DEFAULT_FONT, Placement, Renderer
+from processors.stages.render_layout import fit
+from processors.stages.render_style import contrast_ratio, estimate_style
 from tests.conftest import require_font
 
 BOX = [(20.0, 30.0), (220.0, 30.0), (220.0, 70.0), (20.0, 70.0)]
@@ -20,28 +23,30 @@ def striped(text_rgb: tuple[int, int, int], background: tuple[int, int, int]) ->
 
 
 @pytest.mark.parametrize(("text", "background"), [((200, 20, 20), (250, 250, 250)), ((255, 255, 255), (10, 30, 90))])
-def test_text_colour_is_the_minority_luminance_class(text, background) -> None:
-    image = striped(text, background)
-    assert text_colour(image, Placement(BOX, "x").rect(240, 100)) == text
+def test_text_colour_is_read_from_the_pixels_that_differ_from_the_border(text, background) -> None:
+    style = estimate_style(striped(text, background), Placement(BOX, "x").rect(240, 100))
+    assert (style.fill, style.background, style.stroke) == (text, background, None)
 
 
 def test_font_size_is_the_largest_that_fits() -> None:
     require_font(DEFAULT_FONT)
-    font, lines = fit("무료배송", 200, 40, DEFAULT_FONT)
-    assert lines == ["무료배송"] and font.getlength("무료배송") <= 200 and font.size >= 30
-    bigger, _ = fit("무료배송", 400, 80, DEFAULT_FONT)
-    assert bigger.size > font.size
+    layout = fit("무료배송", 200, 40, DEFAULT_FONT)
+    assert layout.lines == ("무료배송",) and layout.fits and layout.font.size >= 30
+    assert fit("무료배송", 400, 80, DEFAULT_FONT).font.size > layout.font.size
 
 
-def test_long_text_in_a_small_box_wraps_at_the_smallest_size() -> None:
+def test_long_text_in_a_small_box_wraps_and_fits() -> None:
     require_font(DEFAULT_FONT)
-    font, lines = fit("기간 한정 할인 정품 보장 무료배송 신상품", 60, 60, DEFAULT_FONT)
-    assert len(lines) > 1 and all(font.getlength(line) <= 60 for line in lines)
+    layout = fit("기간 한정 할인 정품 보장 무료배송 신상품", 60, 60, DEFAULT_FONT)
+    assert len(layout.lines) > 1 and layout.fits and layout.height <= 60
+    assert all(layout.font.getlength(line) <= 60 for line in layout.lines)
 
 
 def test_rendering_changes_only_pixels_inside_the_boxes() -> None:
     require_font(DEFAULT_FONT)
-    original = striped((0, 0, 0), (255, 255, 255))
+    canvas = Image.new("RGB", (240, 100), "white")
+    ImageDraw.Draw(canvas).text((28, 34), "全场包邮", font=ImageFont.truetype(DEFAULT_FONT, 30), fill="black")
+    original = np.asarray(canvas)
     cleaned = np.full_like(original, 255)
     out = Renderer().render(cleaned, original, [Placement(BOX, "무료배송")])
     changed = np.argwhere((out != cleaned).any(axis=2))
@@ -57,12 +62,17 @@ def test_missing_font_is_a_clear_configuration_error(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("flat", [(255, 255, 255), (0, 0, 0), (120, 40, 200)])
-def test_a_flat_box_gives_its_own_colour_instead_of_failing(flat: tuple[int, int, int]) -> None:
+def test_a_flat_box_gives_black_or_white_whichever_stands_out(flat: tuple[int, int, int]) -> None:
     image = np.full((100, 240, 3), flat, np.uint8)
-    assert text_colour(image, Placement(BOX, "x").rect(240, 100)) == flat
+    style = estimate_style(image, Placement(BOX, "x").rect(240, 100))
+    assert style.background == flat and style.glyph_height is None
+    other = (0, 0, 0) if style.fill == (255, 255, 255) else (255, 255, 255)
+    assert style.fill in {(0, 0, 0), (255, 255, 255)}
+    assert contrast_ratio(style.fill, flat) >= contrast_ratio(other, flat)
 
 
 def test_a_box_over_a_large_image_reads_a_sample_and_still_finds_the_text_colour() -> None:
     image = np.full((3000, 2000, 3), 250, np.uint8)
-    image[::10] = (200, 20, 20)  # every tenth row is "text": the minority class on any grid
-    assert text_colour(image, (0, 0, 2000, 3000)) == (200, 20, 20)
+    for row in range(100, 2900, 300):  # lines of "text", 40 rows tall, on a light page
+        image[row:row + 40, 100:1900:20] = (200, 20, 20)
+    assert estimate_style(image, (0, 0, 2000, 3000)).fill == (200, 20, 20)

@@ -351,14 +351,15 @@ local function seen_entry(prefix, n, rid)
   return false
 end
 
--- ms_publish: KEYS = stream, events, then one key per item (declared only: dedup
--- records live in the buckets at Keys.seen_prefix, which is the status prefix
--- with `status:` replaced by `seen:`; same hash tag, so the same cluster slot)
+-- ms_publish: KEYS = stream, events, then per item the stream it goes to (the stream
+-- itself, or the lane of its priority: streams.priority). Dedup records live in the
+-- buckets at Keys.seen_prefix, which is the status prefix with `status:` replaced
+-- by `seen:`; same hash tag, so the same cluster slot.
 -- ARGV = now_ms, window_ms, status_ttl_ms, events_maxlen, stage, status_prefix, n, then per item:
 --   request_id, dedup (0/1), n_values, values...
 -- Returns the entry id per item: the first entry's id for a repeated request_id.
 local function publish(keys, args)
-  local stream, events = keys[1], keys[2]
+  local events = keys[2]
   local now, window, ttl, maxlen, stage, status_prefix = args[1], args[2], args[3], args[4], args[5], args[6]
   local n, pos, ids, done = tonumber(args[7]), 8, {}, {}
   local seen_prefix = string.sub(status_prefix, 1, -8) .. 'seen:'
@@ -376,7 +377,7 @@ local function publish(keys, args)
     if existing then
       ids[i] = existing
     else
-      local id = redis.call('XADD', stream, '*', unpack(args, pos + 3, pos + 2 + n_values))
+      local id = redis.call('XADD', keys[2 + i], '*', unpack(args, pos + 3, pos + 2 + n_values))
       if dedup == '1' then redis.call('HSET', seen_key, rid, id) end
       done[#done + 1] = {rid, 'queued', id}
       ids[i] = id
