@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 from streams.bridge import ListIngress
 from streams.message import Handler, Middleware
 from streams.names import checked
-from streams.priority import LEVELS, lane
 from streams.stage import Stage
 
 ID_FIELDS = ("request_id",)  # a pipeline's id fields unless it declares its own
@@ -88,10 +87,11 @@ class Pipeline:
                     f"pipeline {self.name!r}: stage {stage.name!r} reads stream {stage.source!r} without "
                     "priorities, and another stage reads it by priority: tasks of other levels go to lanes "
                     f"{stage.name!r} would never read; give it priorities=True too")
-        lanes = {lane(s, level) for s in self.prioritized for level in LEVELS} - self.prioritized
         named = {s.source for s in self.stages} | {n for s in self.stages for n in s.sinks}
+        lanes = {lane.source for s in self.stages for lane in s.lanes if lane.source != s.source}
         if taken := lanes & named:
-            raise ValueError(f"pipeline {self.name!r}: streams {sorted(taken)} have names of priority lanes")
+            raise ValueError(f"pipeline {self.name!r}: streams {sorted(taken)} have names of lanes "
+                             "(a priority level's or a keyed stage's partition)")
 
     @property
     def prioritized(self) -> frozenset[str]:

@@ -9,6 +9,7 @@ from streams.message import BatchHandler, Handler
 from streams.policy import RetryPolicy
 from streams.priority import LEVELS, Priority, lane, lane_group
 from streams.rates import StageRate, parse_rate
+from streams.routing import KeyRouter
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,12 @@ class Stage:
       waits, so a flood of critical tasks cannot starve the rest
       (docs/controls/priorities.md). ``lanes`` are the stages that run it, one per
       level; ``level`` is a lane's (None for the declared stage).
+    * ``key`` (a payload field, e.g. "platform"): entries with the same key are handled
+      one at a time in publish order, different keys in parallel, across every worker
+      (docs/controls/keyed.md). The stage runs as a router, reading ``source`` and
+      sending each entry to one of ``partitions`` streams by its key's hash, and one
+      lane per partition; each of these is read by one consumer at a time, holding a
+      lease that lasts the heartbeat TTL. ``role`` is a lane's ("router" or "partition").
     """
 
     name: str
@@ -66,6 +73,9 @@ class Stage:
     priorities: bool = False
     priority_share: float = 0.0
     level: Priority | None = None
+    key: str = ""
+    partitions: int = 16
+    role: str = ""
 
     def __post_init__(self) -> None:
         if not self.group:
@@ -86,14 +96,46 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: priority_share must be within 0 and 0.5")
         if self.priority_share and not self.priorities:
             raise ValueError(f"stage {self.name!r}: priority_share needs priorities=True")
+        self._check_key()
+
+    def _check_key(self) -> None:
+        if not self.key:
+            return
+        if self.priorities or self.batched:
+            raise ValueError(f"stage {self.name!r}: a keyed stage handles one entry of a key at a time, "
+                             "in publish order: it has no priorities and is not batched")
+        if not 1 <= self.partitions <= 1024:
+            raise ValueError(f"stage {self.name!r}: partitions must be within 1 and 1024")
+
+    @property
+    def owned(self) -> bool:
+        """Whether one consumer at a time reads this lane (a keyed stage's router or partition)."""
+        return bool(self.role)
+
+    def partition_streams(self) -> list[str]:
+        """The streams of a keyed stage's partitions: ``<source>.p<n>``."""
+        return [f"{self.source}.p{n}" for n in range(self.partitions)]
 
     @property
     def lanes(self) -> tuple[Stage, ...]:
-        """The stages that run this one: itself, or one per level (highest first) when it has priorities."""
-        if not self.priorities or self.level is not None:
+        """The stages that run this one: itself, one per level (highest first) when it has priorities,
+        or a keyed stage's router then one per partition."""
+        if self.level is not None or self.role:
             return (self,)
-        return tuple(replace(self, source=lane(self.source, level), group=lane_group(self.group, level),
-                             level=level) for level in LEVELS)
+        if self.priorities:
+            return tuple(replace(self, source=lane(self.source, level), group=lane_group(self.group, level),
+                                 level=level) for level in LEVELS)
+        if self.key:
+            return (self._router(), *(replace(self, source=s, group=f"{self.group}.p{n}", role="partition")
+                                      for n, s in enumerate(self.partition_streams())))
+        return (self,)
+
+    def _router(self) -> Stage:
+        """The router lane of a keyed stage (streams.routing): its own name, so its figures are its own."""
+        streams = self.partition_streams()
+        return Stage(f"{self.name}.route", self.source, KeyRouter(self.key, streams), sinks=streams,
+                     group=self.group, batched=True, batch_size=500, max_in_flight=1000, timeout=60.0,
+                     deadline=self.deadline, max_attempts=1, crash_limit=self.crash_limit, role="router")
 
     def _check_rate(self) -> None:
         try:

@@ -85,6 +85,27 @@ class GroupReader(Protocol):
         """Reset the idle time of those ``ids`` still this consumer's; return them."""
 
 
+class OwnedReader(Protocol):
+    """An owned stream (a keyed stage's router source or partition): one reader at a time, by lease.
+
+    A lease lasts ``ttl_ms`` unless renewed. Reads and claims check it atomically
+    and return None unless this consumer holds it; ``claim_owned`` takes entries
+    pending for anyone (a takeover), bumping their holders' fences.
+    """
+
+    async def lease(self, mode: str, ttl_ms: int) -> bool:
+        """'take' (free or ours), 'renew' (ours) or 'release' (ours) the lease; whether it is (was) ours."""
+
+    async def claim_owned(self, start: str, count: int) -> list[Delivery] | None:
+        """Up to ``count`` entries pending for anyone after ``start`` ('-': all), now ours."""
+
+    async def read_owned(self, count: int) -> list[Delivery] | None:
+        """Up to ``count`` never-delivered entries, without waiting."""
+
+    async def live_consumers(self) -> list[str]:
+        """The group's consumers whose heartbeat lives, sorted."""
+
+
 class Committer(Protocol):
     async def commit(self, batch: Sequence[Transition], token: str,
                      suspect: Sequence[int] = ()) -> Verdict:
@@ -112,7 +133,7 @@ class Upkeep(Protocol):
         """Those of ``request_ids`` an operator cancelled, with the cancel: one lookup for them all."""
 
 
-class StageTransport(GroupReader, Committer, Upkeep, Protocol):
+class StageTransport(GroupReader, OwnedReader, Committer, Upkeep, Protocol):
     """Everything one stage's runner needs, for one consumer of its group."""
 
     transient: tuple[type[BaseException], ...]

@@ -74,7 +74,7 @@ class OperateProcessor:
                           boxes: list[TextBox], held: Reservation) -> np.ndarray:
         height, width = original.shape[:2]
         async with self._steps.step("mask"):
-            mask = await held.in_thread(build_mask, height, width, boxes, self._dilation, original)
+            mask = await held.in_thread(build_mask, height, width, boxes, self._dilation)
         async with self._steps.step("inference"):
             cleaned = await self._inpainter.inpaint(original, mask, task.is_long)
         async with self._steps.step("translation"):

@@ -115,6 +115,13 @@ class Inbox:
                 self._read_at.pop(i, None)
             self._changed.notify_all()
 
+    async def forget_queued(self) -> int:
+        """Drop the queued deliveries, held no more (another consumer took them); how many."""
+        dropped = [d.id for d in self._queue]
+        self._queue.clear()
+        await self.release(dropped)
+        return len(dropped)
+
     async def close(self) -> list[Delivery]:
         """Stop handing out work; return the queued deliveries no handler started."""
         async with self._changed:

@@ -38,17 +38,21 @@ from streams.engine.cancels import Cancels
 from streams.engine.gate import PriorityGate
 from streams.engine.handling import Handling
 from streams.engine.inbox import Inbox
+from streams.engine.keyed_inbox import KeyedInbox
+from streams.engine.lease import LaneLease
 from streams.engine.outbox import Outbox
 from streams.engine.outcomes import Outcomes
 from streams.engine.watchdog import Slot
+from streams.errors import InvalidPayload
 from streams.message import Middleware
 from streams.metrics import Metrics
 from streams.pipeline import ID_FIELDS, chain, refuse_batched_middleware
 from streams.priority import Priority
+from streams.routing import key_text
 from streams.settings import Settings
 from streams.stage import Stage
 from streams.timing import pause
-from streams.transition import Transition, Verdict
+from streams.transition import Delay, State, Transition, Verdict
 from streams.transport import Transport
 
 log = logging.getLogger("millstream.runner")
@@ -58,6 +62,10 @@ COMMITS_IN_FLIGHT = 3
 MAX_REPORTED = 1000  # held entries a heartbeat reports (GET /v1/running), oldest first
 # Back-offs through an outage, in seconds: after a failed read; after a failed commit, doubling.
 READ_RETRY = 1.0
+# An owned lane is read without blocking (the lease is checked in the same call): idle polls
+# back off from the first to the second, in seconds.
+OWNED_POLL_MIN, OWNED_POLL_MAX = 0.005, 0.2
+TAKEOVER_PAGE = 500  # entries claimed per call when a lane changes hands (all of them are, before reading)
 COMMIT_RETRY_FIRST, COMMIT_RETRY_MAX = 0.1, 5.0
 ERRORS = "errors"  # the logical name of the errors stream (streams.redis.keys.ERRORS)
 
@@ -66,20 +74,24 @@ class StageRunner:
     def __init__(self, transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
                  middleware: Sequence[Middleware] = (), secrets: Sequence[str] = (), *,
                  id_fields: Sequence[str] = ID_FIELDS, results: Sequence[str] = (),
-                 prioritized: Collection[str] = (), gate: PriorityGate | None = None) -> None:
+                 prioritized: Collection[str] = (), gate: PriorityGate | None = None,
+                 lane: tuple[int, int] = (0, 1)) -> None:
         """``secrets``: known secret values, masked in error records and dead letters (text.redact);
         ``id_fields``: the pipeline's id fields, reported in error records (Pipeline.id_fields);
         ``results``: its result streams, whose payloads the status record keeps (Pipeline.results);
         ``prioritized``: the streams read by priority (Pipeline.prioritized), whose forwards go to
         a lane; ``gate``: the slots a lane of a stage with priorities shares with the other lanes
-        (``lane_runners`` makes both)."""
+        (``stage_runners`` makes both); ``lane``: an owned lane's (index, count) among its stage's
+        owned lanes (streams.engine.lease)."""
         refuse_batched_middleware(stage, middleware)
-        if stage.priorities and (stage.level is None or gate is None):
-            raise ValueError(f"stage {stage.name!r} reads by priority: run its lanes (lane_runners)")
+        if (stage.priorities and (stage.level is None or gate is None)) or (stage.key and not stage.role):
+            raise ValueError(f"stage {stage.name!r} runs as lanes (priorities or a key): use stage_runners")
         self.stage, self.settings = stage, settings
         self.transport = transport.for_stage(stage, settings.consumer)
         self.metrics = metrics.for_stage(transport.pipeline, stage.name)
-        self.inbox = Inbox(stage.max_in_flight)
+        capacity, ttl = stage.max_in_flight, settings.heartbeat_ttl
+        self.inbox = KeyedInbox(capacity, _key_of(stage.key)) if stage.key else Inbox(capacity)
+        self.lease = LaneLease(self.transport, settings.consumer, *lane, ttl) if stage.owned else None
         source = self.transport.address(stage.source)
         self.outcomes = Outcomes(stage, settings.consumer, source, settings.max_payload_bytes, secrets,
                                  id_fields, results, prioritized)
@@ -119,12 +131,14 @@ class StageRunner:
         await self._heartbeat()
         await self._follow_pause()  # a worker started while its stage is paused reads nothing new
         await self.cancels.follow()  # cancels issued while every worker was down count from the first read
+        if self.lease is not None:
+            await self._own()
         async with asyncio.TaskGroup() as tg:
             upkeep = [tg.create_task(self._every(i, f)) for i, f in self._upkeep_jobs()]
             committer = tg.create_task(self._commit_loop())
             watchdog = tg.create_task(self.handling.watchdog.run())
             workers = [tg.create_task(self._work()) for _ in range(self.stage.concurrency)]
-            reader = tg.create_task(self._read())
+            reader = tg.create_task(self._read() if self.lease is None else self._read_owned())
             self.started.set()
             await self._stop.wait()
             await self._shutdown(reader, workers)
@@ -134,6 +148,12 @@ class StageRunner:
             _, stuck = await asyncio.wait(upkeep, timeout=10)
             for task in [*stuck, committer, watchdog]:  # these two only wait on in-process events
                 task.cancel()
+        if self.lease is not None and self.lease.held:
+            try:
+                await self.lease.release()  # what it still holds is pending: the next holder claims it
+            except self.transport.transient as error:
+                log.warning("stage %s: releasing %s failed (%s); it expires with its TTL",
+                            self.stage.name, self.stage.source, error)
         await self.transport.leave()
 
     # -- read ---------------------------------------------------------------
@@ -163,6 +183,95 @@ class StageRunner:
                 await asyncio.sleep(READ_RETRY)
             finally:
                 self._reading = False
+
+    async def _read_owned(self) -> None:
+        """Read an owned lane while its lease is held: what its last holder left first, then new entries."""
+        assert self.lease is not None
+        idle = OWNED_POLL_MIN
+        while not self._stop.is_set():
+            if not self.lease.held or self.lease.draining:
+                waiting = asyncio.ensure_future(self.lease.wait_held())
+                stopping = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                stopping.cancel()
+                continue
+            self._report_pause(self.inbox.paused)
+            room = await self.inbox.room()
+            self._reading = True
+            try:
+                if self._unsure:
+                    await self._recover_lost()
+                token = self._token
+                batch = await self.transport.read_owned(min(room, self.stage.batch_size))
+                if batch is None:
+                    await self._lost_lease()
+                elif batch:
+                    await self._hold(batch, token)
+                    idle = OWNED_POLL_MIN
+                else:
+                    await pause(self._stop, idle)
+                    idle = min(OWNED_POLL_MAX, idle * 2)
+            except self.transport.transient as error:
+                self._unsure = True
+                log.warning("stage %s: read failed (%s); retrying in %gs", self.stage.name, error, READ_RETRY)
+                await asyncio.sleep(READ_RETRY)
+            finally:
+                self._reading = False
+
+    async def _take_over(self) -> None:
+        """Take the lane's lease if this consumer is preferred for it, and what its last holder left.
+
+        Everything pending in the lane's group is claimed, oldest first, before the first
+        read: a key's earlier entries are held before its later ones.
+        """
+        assert self.lease is not None
+        if not await self.lease.preferred() or not await self.lease.take():
+            return
+        async with self._claims:
+            start, claimed = "-", 0
+            while True:
+                token = self._token
+                page = await self.transport.claim_owned(start, TAKEOVER_PAGE)
+                if page is None:  # lost again at once (a TTL too short for the call): try later
+                    return
+                if not page:
+                    break
+                await self._hold(page, token)
+                claimed += len(page)
+                start = page[-1].id
+        self.lease.set(True)
+        log.info("stage %s: reading %s (%d entries left by its last reader taken over)",
+                 self.stage.name, self.stage.source, claimed)
+        if claimed:
+            self.metrics.claimed_dead.inc(claimed)
+
+    async def _lost_lease(self) -> None:
+        """Another consumer holds the lane now (this one stalled past its TTL): drop what is queued."""
+        assert self.lease is not None
+        self.lease.set(False)
+        dropped = await self.inbox.forget_queued()
+        self._show_held()
+        log.warning("stage %s: lost %s to another consumer (stalled past the heartbeat TTL?); "
+                    "%d queued entries dropped, outcomes of those in flight will be fenced off",
+                    self.stage.name, self.stage.source, dropped)
+
+    async def _own(self) -> None:
+        """Upkeep of an owned lane: take it when preferred, hand it on (after draining) when not."""
+        assert self.lease is not None
+        if await self._follow_pause():
+            return
+        if not self.lease.held:
+            await self._take_over()
+        elif not await self.lease.preferred():
+            if not self.lease.draining:
+                self.lease.set(True, draining=True)
+                log.info("stage %s: handing %s on to another consumer once its %d entries are done",
+                         self.stage.name, self.stage.source, self.inbox.held)
+            if self.inbox.held == 0 and not self._reading:
+                await self.lease.release()
+        elif self.lease.draining:
+            self.lease.set(True)  # preferred again before it was handed on
 
     async def _recover_lost(self) -> None:
         """Hold the entries a failed read or claim gave this consumer in the transport without its knowing.
@@ -232,6 +341,8 @@ class StageRunner:
                 c.running[slot] = d
                 try:
                     t = await self.handling.one(d, slot)
+                    if self.stage.key and t.state is State.RETRYING:
+                        t = await self._retry_in_place(d, t, slot)
                 except asyncio.CancelledError:  # a cancel, or the grace period over: then hand back
                     if (cancel := c.absorb(d, slot)) is None:
                         self._hand_back(batch[i:])
@@ -246,6 +357,17 @@ class StageRunner:
         finally:
             del c.taken[slot]
             c.running.pop(slot, None)
+
+    async def _retry_in_place(self, d: Delivery, t: Transition, slot: Slot) -> Transition:
+        """A keyed lane retries an entry where it is, holding its key (and its handler slot):
+        sent back to its stream, the retry would come after the key's later entries."""
+        assert d.message is not None
+        while t.state is State.RETRYING:
+            due_ms = max((op.due_ms for op in t.ops if isinstance(op, Delay)), default=0)
+            await asyncio.sleep(max(0.0, due_ms / 1000 - time.time()))
+            d.message.attempt += 1
+            t = await self.handling.one(d, slot)
+        return t
 
     async def _handle_batch(self, batch: list[Delivery], slot: Slot) -> None:
         try:
@@ -268,6 +390,8 @@ class StageRunner:
         self._held_shown = held
 
     def _hand_back(self, deliveries: list[Delivery]) -> None:
+        if self.lease is not None:
+            return  # appended again, they would follow later entries: left pending for the next holder
         for d in deliveries:
             self._outbox.put(self.outcomes.hand_back(d))
         self.metrics.handed_back.inc(len(deliveries))
@@ -281,7 +405,8 @@ class StageRunner:
         per-stage latency under load (docs/BENCHMARKS.md). Batches hold
         distinct entries, and fencing holds for each on its own.
         """
-        slots = asyncio.Semaphore(COMMITS_IN_FLIGHT)
+        # A router commits in order: its partitions must get each key's entries as published.
+        slots = asyncio.Semaphore(1 if self.stage.role == "router" else COMMITS_IN_FLIGHT)
         async with asyncio.TaskGroup() as commits:
             while True:
                 await slots.acquire()
@@ -336,7 +461,7 @@ class StageRunner:
         return [
             (s.heartbeat_ttl / 3, self._heartbeat),
             (s.heartbeat_ttl / 3, self._renew_leases),
-            (s.claim_interval, self._reclaim),
+            (s.claim_interval, self._reclaim if self.lease is None else self._own),
             (s.claim_interval, self._follow_cancels),
             (min(1.0, s.claim_interval), self._promote),
             (s.trim_interval, self._trim),
@@ -357,6 +482,8 @@ class StageRunner:
 
     async def _heartbeat(self) -> None:
         await self.transport.heartbeat(self.settings.heartbeat_ttl, self.inbox.holding(MAX_REPORTED))
+        if self.lease is not None and self.lease.held and not await self.lease.renew():
+            await self._lost_lease()
 
     async def _renew_leases(self) -> None:
         """Keep entries we still work on from being claimed as stale by live peers."""
@@ -434,11 +561,27 @@ class StageRunner:
             await asyncio.wait(late)
 
 
+def _key_of(field: str) -> Callable[[Delivery], str]:
+    """A partition's key of an entry: its payload's ``field`` as the router read it; its id if undecodable."""
+    def key_of(d: Delivery) -> str:
+        if d.message is None:
+            return f"entry:{d.id}"
+        try:
+            return key_text(d.message.payload, field)
+        except InvalidPayload:
+            return f"entry:{d.id}"  # written around the router: no order to keep
+    return key_of
+
+
 def stage_runners(transport: Transport, stage: Stage, settings: Settings, metrics: Metrics,
                   middleware: Sequence[Middleware] = (), secrets: Sequence[str] = (), *,
                   id_fields: Sequence[str] = ID_FIELDS, results: Sequence[str] = (),
                   prioritized: Collection[str] = ()) -> list[StageRunner]:
-    """The runners of ``stage``: one, or one per lane sharing one gate when it reads by priority."""
-    gate = PriorityGate(stage.concurrency, stage.priority_share) if stage.priorities else None
+    """The runners of ``stage``: one, or one per lane. A stage by priority's lanes share one gate of
+    ``concurrency`` handler slots; so do a keyed stage's partitions (its router runs alone)."""
+    lanes = stage.lanes
+    gate = PriorityGate(stage.concurrency, stage.priority_share) if stage.priorities or stage.key else None
     return [StageRunner(transport, lane, settings, metrics, middleware, secrets, id_fields=id_fields,
-                        results=results, prioritized=prioritized, gate=gate) for lane in stage.lanes]
+                        results=results, prioritized=prioritized,
+                        gate=gate if lane.role != "router" else None, lane=(i, len(lanes)))
+            for i, lane in enumerate(lanes)]

@@ -133,6 +133,37 @@ class GroupConsumer:
         renewed = await fcall(self.redis, "ms_renew", [self.key], [self.group, self.consumer, *ids])
         return [i.decode() for i in renewed]
 
+    # -- owned streams (a keyed stage's router and partitions): one reader at a time, by lease --
+
+    @property
+    def lease_key(self) -> str:
+        return self.keys.lease(self.stream, self.group)
+
+    async def lease(self, mode: str, ttl_ms: int) -> bool:
+        """``mode`` 'take', 'renew' or 'release' this stream's lease; whether it is (was) ours."""
+        return bool(await fcall(self.redis, "ms_lease", [self.lease_key], [self.consumer, ttl_ms, mode]))
+
+    async def claim_owned(self, start: str, count: int) -> list[Delivery] | None:
+        """Up to ``count`` entries pending for anyone after ``start`` ('-': all), now ours;
+        None unless we hold the lease."""
+        claimed = await fcall(self.redis, "ms_claim_owned", [self.key, self.lease_key, self.keys.fences],
+                              [self.group, self.consumer, start, count])
+        return None if claimed is None else to_deliveries(self.stream, claimed)
+
+    async def read_owned(self, count: int) -> list[Delivery] | None:
+        """Up to ``count`` new entries, never blocking; None unless we lease the stream."""
+        entries = await fcall(self.redis, "ms_read_owned", [self.key, self.lease_key],
+                              [self.group, self.consumer, count])
+        if entries is None:
+            return None
+        return [to_delivery(self.stream, i, flat, 1) for i, flat in entries]
+
+    async def live_consumers(self) -> list[str]:
+        """The group's consumers whose heartbeat lives, sorted."""
+        names = sorted(await self.consumers())
+        beats = await self.redis.mget([self.keys.heartbeat(self.group, c) for c in names]) if names else []
+        return [name for name, beat in zip(names, beats, strict=True) if beat is not None]
+
     async def close(self) -> None:
         await self.reads.close()
 

@@ -14,6 +14,7 @@ key                                    type        written by / meaning
 ``ms:{imgtr}:hb:<group>:<consumer>``   string      consumer heartbeat (value: ms), short TTL
 ``ms:{imgtr}:run:<group>:<consumer>``  string      JSON {entry id: ms it was read}: what it holds, same TTL
 ``ms:{imgtr}:fences``                  hash        <stream>/<group>/<consumer> -> fence token
+``ms:{imgtr}:lease:<stream>:<group>``   string      the consumer reading an owned stream (keyed stages), TTL
 ``ms:{imgtr}:status:<n>``              hash        request_id -> last transition (JSON); bucket n
 ``ms:{imgtr}:status:head``             hash        n: the current status bucket, at: when it opened
 ``ms:{imgtr}:seen:<n>``                hash        request_id -> its first entry id (dedup); bucket n
@@ -92,6 +93,10 @@ class Keys:
 
     def heartbeat(self, group: str, consumer: str) -> str:
         return f"{self.prefix}:hb:{group}:{consumer}"
+
+    def lease(self, stream_name: str, group: str) -> str:
+        """Who reads an owned stream (a keyed stage's partition or router) now: a consumer, with a TTL."""
+        return f"{self.prefix}:lease:{stream_name}:{group}"
 
     def running(self, group: str, consumer: str) -> str:
         """The entries a consumer holds and when it read each (``GET /v1/running``), beside its heartbeat."""

@@ -92,6 +92,18 @@ class RedisStageTransport:
     async def consumers(self) -> list[str]:
         return await self.group.consumers()
 
+    async def lease(self, mode: str, ttl_ms: int) -> bool:
+        return await self.group.lease(mode, ttl_ms)
+
+    async def claim_owned(self, start: str, count: int) -> list[Delivery] | None:
+        return await self.group.claim_owned(start, count)
+
+    async def read_owned(self, count: int) -> list[Delivery] | None:
+        return await self.group.read_owned(count)
+
+    async def live_consumers(self) -> list[str]:
+        return await self.group.live_consumers()
+
     async def claim_dead(self, consumer: str, count: int) -> list[Delivery]:
         return await self.group.claim_dead(consumer, count)
 

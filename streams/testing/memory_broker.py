@@ -81,6 +81,7 @@ class MemoryBroker:
         self.paused: dict[str, dict[str, Any]] = {}
         self.cancels: dict[str, dict[str, Any]] = {}
         self.rates: dict[str, int] = {}
+        self.leases: dict[tuple[str, str], tuple[str, int]] = {}  # (stream, group) -> (consumer, until ms)
         self._fence_serial = 0
         self._failing = 0
         self._fail_applied = False

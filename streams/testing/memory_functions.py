@@ -96,6 +96,39 @@ def _claim(broker: MemoryBroker, source: str, group: str, me: str, ids: list[Ent
     return [(format_id(i), flat, pending[i].deliveries) for i, flat in claimed]
 
 
+def lease(broker: MemoryBroker, source: str, group: str, me: str, mode: str, ttl_ms: int) -> bool:
+    """ms_lease: take, renew or release the lease of an owned stream; whether it is (was) ``me``'s."""
+    now = broker.now_ms()
+    holder, until = broker.leases.get((source, group), ("", 0))
+    if until <= now:
+        holder = ""
+    if holder and holder != me:
+        return False
+    if mode == "release":
+        broker.leases.pop((source, group), None)
+        return True
+    if not holder and mode == "renew":
+        return False
+    broker.leases[(source, group)] = (me, now + ttl_ms)
+    return True
+
+
+def holds_lease(broker: MemoryBroker, source: str, group: str, me: str) -> bool:
+    holder, until = broker.leases.get((source, group), ("", 0))
+    return holder == me and until > broker.now_ms()
+
+
+def claim_owned(broker: MemoryBroker, source: str, group: str, me: str, after: str | None,
+                count: int) -> Claimed | None:
+    """ms_claim_owned: if ``me`` holds the lease, the first ``count`` entries pending for anyone after it."""
+    if not holds_lease(broker, source, group, me):
+        return None
+    ids = sorted(broker.stream(source).group(group).pending)
+    if after is not None:
+        ids = [i for i in ids if i > parse_id(after)]
+    return _claim(broker, source, group, me, ids[:count])
+
+
 def claim_dead(broker: MemoryBroker, source: str, group: str, dead: str, me: str, count: int) -> Claimed:
     """ms_claim_dead: ``dead``'s oldest ``count`` entries once its heartbeat expired; it goes once empty."""
     if broker.alive(group, dead):

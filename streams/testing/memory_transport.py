@@ -27,7 +27,7 @@ from streams.stage import Stage
 from streams.testing.clock import ManualClock
 from streams.testing.memory_broker import ERRORS_STREAM, MemoryBroker, MemoryOutage
 from streams.testing.memory_limiter import MemoryRate
-from streams.testing.memory_streams import Group, format_id
+from streams.testing.memory_streams import EntryId, Group, format_id
 from streams.transition import Transition, Verdict
 from streams.transport import Cancel
 
@@ -139,6 +139,30 @@ class MemoryStageTransport:
 
     async def consumers(self) -> list[str]:
         return await self._call("consumers", lambda: sorted(self._group().consumers))
+
+    async def lease(self, mode: str, ttl_ms: int) -> bool:
+        return await self._call("lease", lambda: functions.lease(self.broker, self.source, self.group,
+                                                                 self.consumer, mode, ttl_ms))
+
+    async def claim_owned(self, start: str, count: int) -> list[Delivery] | None:
+        claimed = await self._call("claim_owned", lambda: functions.claim_owned(
+            self.broker, self.source, self.group, self.consumer, None if start == "-" else start, count))
+        return None if claimed is None else self._deliveries(claimed)
+
+    async def read_owned(self, count: int) -> list[Delivery] | None:
+        def work() -> list[tuple[EntryId, list[bytes]]] | None:
+            if not functions.holds_lease(self.broker, self.source, self.group, self.consumer):
+                return None
+            stream = self.broker.stream(self.source)
+            return stream.read_group(self.group, self.consumer, count, self.broker.now_ms())
+        read = await self._call("read_owned", work)
+        if read is None:
+            return None
+        return [to_delivery(self.stage.source, format_id(i), flat, 1) for i, flat in read]
+
+    async def live_consumers(self) -> list[str]:
+        return await self._call("live_consumers", lambda: sorted(
+            c for c in self._group().consumers if self.broker.alive(self.group, c)))
 
     async def claim_dead(self, consumer: str, count: int) -> list[Delivery]:
         return self._deliveries(await self._call("claim_dead", lambda: functions.claim_dead(

@@ -15,7 +15,8 @@ def copier(settings: Settings) -> Pipeline:
     """One stage copying ``in`` to ``out``, tagging each output with the consumer's name.
 
     MSTEST_DELAY: seconds per message; MSTEST_SLOW_CONSUMER: only that consumer
-    is slow (MSTEST_SLOW_DELAY seconds); MSTEST_PRIORITIES=1: "in" is read by priority.
+    is slow (MSTEST_SLOW_DELAY seconds); MSTEST_PRIORITIES=1: "in" is read by priority;
+    MSTEST_KEY: the stage is keyed by that payload field (MSTEST_PARTITIONS partitions).
     """
     env = os.environ
     delay = float(env.get("MSTEST_DELAY", "0"))
@@ -34,6 +35,7 @@ def copier(settings: Settings) -> Pipeline:
         max_in_flight=int(env.get("MSTEST_MAX_IN_FLIGHT", "0")),
         deadline=float(env.get("MSTEST_DEADLINE", "600")),
         priorities=env.get("MSTEST_PRIORITIES") == "1",
+        key=env.get("MSTEST_KEY", ""), partitions=int(env.get("MSTEST_PARTITIONS", "16")),
     )
     return Pipeline(env["MSTEST_PIPELINE"], [stage])
 

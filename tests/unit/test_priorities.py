@@ -125,7 +125,7 @@ def test_a_stage_with_priorities_runs_as_four_lanes_and_pipelines_refuse_what_wo
     assert Pipeline("p", [stage]).prioritized == {"tasks"}
     with pytest.raises(ValueError, match="reads stream 'tasks' without priorities"):
         Pipeline("p", [stage, Stage("audit", "tasks", echo([]))])
-    with pytest.raises(ValueError, match=r"streams \['tasks.low'\] have names of priority lanes"):
+    with pytest.raises(ValueError, match=r"streams \['tasks.low'\] have names of lanes"):
         Pipeline("p", [stage, Stage("other", "tasks.low", echo([]))])
     with pytest.raises(ValueError, match="priority_share needs priorities=True"):
         Stage("x", "in", echo([]), priority_share=0.1)

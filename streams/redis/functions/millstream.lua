@@ -715,6 +715,48 @@ local function forget(keys, args)
   return removed
 end
 
+-- Owned streams: a stream (a partition of a keyed stage, or its router's source) that one
+-- consumer at a time reads, holding a lease (a string, value: the consumer, PX: the
+-- heartbeat TTL). Reads and claims check the lease here, atomically, so a consumer that
+-- lost it (stalled past its TTL, then woke) reads nothing more; the new holder claims
+-- every pending entry of the group at once, bumping the fences of their holders, so
+-- their late commits are skipped whole (docs/controls/keyed.md).
+
+-- ms_lease: KEYS = lease; ARGV = me, ttl_ms, mode: 'take' (if free: 'taken'; if mine:
+-- renewed, 'kept'), 'renew' (if mine: 'kept') or 'release' (if mine: deleted, 'released').
+-- Returns false when another consumer holds it.
+local function lease(keys, args)
+  local holder, me, ttl, mode = redis.call('GET', keys[1]), args[1], args[2], args[3]
+  if holder and holder ~= me then return false end
+  if mode == 'release' then
+    if holder then redis.call('DEL', keys[1]) end
+    return 'released'
+  end
+  if not holder and mode == 'renew' then return false end
+  redis.call('SET', keys[1], me, 'PX', ttl)
+  return holder and 'kept' or 'taken'
+end
+
+-- ms_claim_owned: KEYS = stream, lease, fences; ARGV = group, me, start (exclusive, '-'
+-- first), count. If the lease is mine, claims up to count entries pending for anyone
+-- in the group (mine from an earlier run too), oldest first; else false.
+local function claim_owned(keys, args)
+  if redis.call('GET', keys[2]) ~= args[2] then return false end
+  local src, group, me = keys[1], args[1], args[2]
+  local start = args[3] == '-' and '-' or '(' .. args[3]
+  return claim(src, keys[3], group, me, redis.call('XPENDING', src, group, start, '+', args[4]))
+end
+
+-- ms_read_owned: KEYS = stream, lease; ARGV = group, me, count. If the lease is mine,
+-- reads up to count new entries (XREADGROUP, never blocking); else false.
+-- Returns {{id, fields}, ...}.
+local function read_owned(keys, args)
+  if redis.call('GET', keys[2]) ~= args[2] then return false end
+  local reply = redis.call('XREADGROUP', 'GROUP', args[1], args[2], 'COUNT', args[3], 'STREAMS', keys[1], '>')
+  if not reply then return {} end
+  return reply[1][2]
+end
+
 redis.register_function('ms_commit', commit)
 redis.register_function('ms_ingress', ingress)
 redis.register_function('ms_replay', replay)
@@ -729,3 +771,6 @@ redis.register_function('ms_claim_lost', claim_lost)
 redis.register_function('ms_renew', renew)
 redis.register_function('ms_trim', trim)
 redis.register_function('ms_forget', forget)
+redis.register_function('ms_lease', lease)
+redis.register_function('ms_claim_owned', claim_owned)
+redis.register_function('ms_read_owned', read_owned)
